@@ -1,0 +1,105 @@
+"""The feature contract every part of auxformer shares (DESIGN.md, "Data contracts").
+
+One clip is `audio [Ta, 130]`, `audio_mask [Ta]`, `video [Tv, Dv]`, `video_mask [Tv]`. A mask is
+false on frames that carry no evidence (no audio stream, no face found); a modality whose mask has
+no true entry is *missing*. Masks, not zeros, say what is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+AUDIO_DIM = 130
+AUDIO_FPS = 100.0  # openSMILE ComParE LLDs at a 10 ms hop
+MODALITIES = ("audio", "video")
+
+
+class Status(str, Enum):
+    """Outcome of turning one input into features or a prediction."""
+
+    OK = "ok"
+    NO_AUDIO = "no_audio"  # usable, audio missing
+    NO_FACE = "no_face"  # usable, video missing
+    EMPTY = "empty"  # usable only as a fully-missing clip
+    FAILED = "failed"  # not usable: corrupt, not media, ...
+
+    @property
+    def usable(self) -> bool:
+        return self is not Status.FAILED
+
+
+class FeatureError(ValueError):
+    """Arrays that break the feature contract."""
+
+
+@dataclass
+class ClipFeatures:
+    clip_id: str
+    audio: np.ndarray
+    audio_mask: np.ndarray
+    video: np.ndarray
+    video_mask: np.ndarray
+    label: str | None = None
+    speaker: str | None = None
+    status: Status = Status.OK
+    reason: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.audio = np.asarray(self.audio, dtype=np.float32)
+        self.video = np.asarray(self.video, dtype=np.float32)
+        self.audio_mask = np.asarray(self.audio_mask, dtype=bool)
+        self.video_mask = np.asarray(self.video_mask, dtype=bool)
+        self.status = Status(self.status)
+        self.validate()
+
+    def validate(self) -> None:
+        if self.audio.ndim != 2 or self.audio.shape[1] != AUDIO_DIM:
+            raise FeatureError(f"{self.clip_id}: audio must be [Ta, {AUDIO_DIM}], got {self.audio.shape}")
+        if self.video.ndim != 2:
+            raise FeatureError(f"{self.clip_id}: video must be [Tv, Dv], got {self.video.shape}")
+        for name in MODALITIES:
+            values, mask = getattr(self, name), getattr(self, f"{name}_mask")
+            if mask.shape != (values.shape[0],):
+                raise FeatureError(f"{self.clip_id}: {name}_mask {mask.shape} does not match {name} {values.shape}")
+            if not np.isfinite(values[mask]).all():
+                raise FeatureError(f"{self.clip_id}: {name} has non-finite values on valid frames")
+
+    @property
+    def video_dim(self) -> int:
+        return int(self.video.shape[1])
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio_mask.any())
+
+    @property
+    def has_video(self) -> bool:
+        return bool(self.video_mask.any())
+
+    def present(self) -> dict[str, bool]:
+        return {"audio": self.has_audio, "video": self.has_video}
+
+    def without(self, modality: str) -> ClipFeatures:
+        """The same clip with one modality marked missing (masks false, values zeroed)."""
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        arrays = {name: getattr(self, name) for name in ("audio", "audio_mask", "video", "video_mask")}
+        arrays[modality] = np.zeros_like(arrays[modality])
+        arrays[f"{modality}_mask"] = np.zeros_like(arrays[f"{modality}_mask"])
+        return ClipFeatures(
+            self.clip_id, **arrays, label=self.label, speaker=self.speaker,
+            status=self.status, reason=self.reason, info=dict(self.info),
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "audio": self.audio,
+            "audio_mask": self.audio_mask,
+            "video": self.video,
+            "video_mask": self.video_mask,
+        }
