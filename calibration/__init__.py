@@ -1,1 +1,1 @@
-"""x"""
+"""auxformer.calibration: INT8 calibration data and probability calibration (no torch)."""

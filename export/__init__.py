@@ -1,1 +1,1 @@
-"""x"""
+"""auxformer.export: ONNX export, TensorRT engine builds, parity verification, `auxformer-export`."""

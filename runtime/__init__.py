@@ -1,1 +1,9 @@
-"""x"""
+"""auxformer.runtime: torch-free feature contracts, feature extraction and batched inference.
+
+Importing this package must never import torch: it is what other applications embed.
+"""
+
+from .contracts import AUDIO_DIM, ClipFeatures, FeatureError, Status
+from .manifest import Manifest, ManifestError
+
+__all__ = ["AUDIO_DIM", "ClipFeatures", "FeatureError", "Manifest", "ManifestError", "Status"]

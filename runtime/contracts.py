@@ -92,8 +92,13 @@ class ClipFeatures:
         arrays[modality] = np.zeros_like(arrays[modality])
         arrays[f"{modality}_mask"] = np.zeros_like(arrays[f"{modality}_mask"])
         return ClipFeatures(
-            self.clip_id, **arrays, label=self.label, speaker=self.speaker,
-            status=self.status, reason=self.reason, info=dict(self.info),
+            self.clip_id,
+            **arrays,
+            label=self.label,
+            speaker=self.speaker,
+            status=self.status,
+            reason=self.reason,
+            info=dict(self.info),
         )
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,104 @@
+"""The model package manifest (DESIGN.md, "Model package").
+
+`model.onnx` carries it as JSON in its metadata (key `auxformer.manifest`); an engine `model.plan`
+has it beside it as `model.plan.json`, with the TensorRT build recorded under `engine`. The runtime
+reads it to know labels, I/O names and shapes, and refuses features that do not match it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .contracts import AUDIO_DIM, ClipFeatures
+
+SCHEMA = "auxformer-manifest/1"
+METADATA_KEY = "auxformer.manifest"
+
+INPUTS = ("audio", "audio_mask", "video", "video_mask")
+OUTPUTS = ("logits", "probs")  # followed by one `logits_<head>` per head
+DYNAMIC_AXES = {
+    "audio": ("batch", "audio_len"),
+    "audio_mask": ("batch", "audio_len"),
+    "video": ("batch", "video_len"),
+    "video_mask": ("batch", "video_len"),
+}
+
+
+class ManifestError(ValueError):
+    """A package whose manifest is missing, malformed, or does not match the features given."""
+
+
+@dataclass
+class Manifest:
+    labels: list[str]
+    # {"audio_dim": 130, "audio_features": str, "video_dim": int, "video_embedder": str, "settings": {...}}
+    features: dict[str, Any]
+    model: dict[str, Any]  # {"name": str, "config": ModelConfig as dict, "parameters": int}
+    heads: list[str]  # per-head outputs are `logits_<head>`
+    # {"batch": {"min", "opt", "max"}, "audio_len": {...}, "video_len": {...}}
+    shapes: dict[str, dict[str, int]] = field(default_factory=dict)
+    prediction: dict[str, Any] = field(default_factory=lambda: {"rule": "mean_logits", "temperature": 1.0})
+    normalization: dict[str, Any] = field(default_factory=dict)  # inside the graph; summary here
+    training: dict[str, Any] = field(default_factory=dict)  # run folder, metrics, corpus
+    precision: str = "fp32"
+    engine: dict[str, Any] | None = None  # TensorRT version, GPU, compute capability, profile
+    schema: str = SCHEMA
+
+    @property
+    def output_names(self) -> list[str]:
+        return [*OUTPUTS, *(f"logits_{h}" for h in self.heads)]
+
+    @property
+    def video_dim(self) -> int:
+        return int(self.features["video_dim"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.prediction.get("temperature", 1.0))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "manifest") -> Manifest:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ManifestError(f"{source}: not JSON ({err})") from err
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise ManifestError(f"{source}: not an auxformer manifest (schema {SCHEMA})")
+        known = {f.name for f in fields(cls)}
+        missing = [k for k in ("labels", "features", "model", "heads") if k not in data]
+        if missing:
+            raise ManifestError(f"{source}: manifest lacks {missing}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def read_sidecar(cls, engine_path: str | Path) -> Manifest:
+        """The manifest beside an engine: `model.plan` -> `model.plan.json`."""
+        path = Path(f"{engine_path}.json")
+        if not path.is_file():
+            raise ManifestError(f"{engine_path} has no manifest beside it ({path.name})")
+        return cls.from_json(path.read_text(), str(path))
+
+    def check_features(self, clip: ClipFeatures, embedder: str | None = None) -> None:
+        """Refuse features this model was not trained on, saying why."""
+        if clip.audio.shape[1] != int(self.features.get("audio_dim", AUDIO_DIM)):
+            raise ManifestError(
+                f"{clip.clip_id}: audio has {clip.audio.shape[1]} dims, the model expects "
+                f"{self.features.get('audio_dim', AUDIO_DIM)}"
+            )
+        if clip.video_dim != self.video_dim:
+            raise ManifestError(
+                f"{clip.clip_id}: video features have {clip.video_dim} dims, the model expects "
+                f"{self.video_dim} ({self.features.get('video_embedder', '?')} embedder)"
+            )
+        wanted = self.features.get("video_embedder")
+        if embedder is not None and wanted is not None and embedder != wanted:
+            raise ManifestError(
+                f"features come from the {embedder!r} video embedder, the model was trained "
+                f"on {wanted!r}: extract with the model's embedder"
+            )

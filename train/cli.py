@@ -1,0 +1,112 @@
+"""`auxformer-train`: train on a feature corpus (or the demo), and the subcommands around it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from .config import MODEL_NAMES, POOLING, PREDICTION_RULES, ModelConfig, TrainConfig
+
+
+class DefaultToFit(TyperGroup):
+    """`auxformer-train [OPTIONS]` means `auxformer-train fit [OPTIONS]`; other subcommands stay."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["fit", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=DefaultToFit,
+    help="Train AuxFormer and its baselines on a feature corpus (manifest.csv + .npz), or on the demo.\n\n"
+    "`auxformer-train --demo` trains on a generated corpus in a few minutes on a CPU.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+# The demo trades depth for speed so a CPU user sees the whole loop in minutes.
+DEMO_LAYERS = 2
+DEMO_EPOCHS = 5
+
+
+@app.command()
+def fit(
+    corpus: Annotated[Path | None, typer.Option(help="feature corpus folder (manifest.csv + .npz)")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="generate the demo corpus and train on it")] = False,
+    out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/latest"),
+    model: Annotated[str, typer.Option(help=f"one of {', '.join(MODEL_NAMES)}")] = "auxformer",
+    training: Annotated[str, typer.Option(help="standard | optimized (modality dropout)")] = "standard",
+    dropout_per: Annotated[str, typer.Option(help="modality dropout drawn per sample | batch")] = "sample",
+    epochs: Annotated[int | None, typer.Option(help=f"epochs [default: 20, demo {DEMO_EPOCHS}]")] = None,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 32,
+    lr: Annotated[float, typer.Option(help="Adam learning rate")] = 7.25e-4,
+    layers: Annotated[int | None, typer.Option(help=f"layers per encoder [default: 5, demo {DEMO_LAYERS}]")] = None,
+    prediction: Annotated[str, typer.Option(help=f"head fusion: {' | '.join(PREDICTION_RULES)}")] = "mean_logits",
+    pooling: Annotated[str, typer.Option(help=f"clip vector: {' | '.join(POOLING)}")] = "last",
+    authors_options: Annotated[bool, typer.Option(help="shared aux MLP + 3 tied aux passes")] = False,
+    seed: Annotated[int, typer.Option(help="seed of initialisation, shuffling and dropout")] = 0,
+    split_seed: Annotated[int, typer.Option(help="seed of the speaker-independent split")] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads (0 = default)")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Train one model and evaluate it on the test set (full, audio-only, video-only)."""
+    from auxformer.runtime.corpus import FeatureCorpus
+
+    from .report import print_summary
+    from .trainer import Trainer
+
+    if demo == (corpus is not None):
+        raise typer.BadParameter("give either --corpus FOLDER or --demo")
+    try:
+        train_cfg = TrainConfig(
+            model=model,
+            training=training,
+            dropout_per=dropout_per,
+            epochs=epochs or (DEMO_EPOCHS if demo else 20),
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            split_seed=split_seed,
+            num_threads=threads,
+        )
+        base = ModelConfig.authors if authors_options else ModelConfig
+        model_cfg = base(num_layers=layers or (DEMO_LAYERS if demo else 5), prediction=prediction, pooling=pooling)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+
+    t0 = time.perf_counter()
+    if demo:
+        from .demo_corpus import generate
+
+        with console.status("generating the demo corpus"):
+            data = generate(out / "demo_corpus")
+        console.print(f"demo corpus: {len(data)} clips, {len(data.speakers)} speakers -> {data.root}")
+    else:
+        data = FeatureCorpus.open(corpus)
+    trainer = Trainer(data, train_cfg, model_cfg, out, console=console, progress=progress)
+    parts = trainer.info["partition_sizes"]
+    console.print(
+        f"[bold]{model}[/] ({trainer.info['parameters'] / 1e6:.2f} M parameters, "
+        f"{model_cfg.num_layers} layers), {training} training; clips train/dev/test "
+        f"{parts['train']}/{parts['dev']}/{parts['test']}"
+    )
+    metrics = trainer.fit(resume=resume)
+    print_summary(metrics, console, str(out))
+    console.print(f"done in {time.perf_counter() - t0:.0f}s")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Configuration dataclasses. Defaults are the paper's configuration (SPEC.md sections 2-4)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+MODEL_NAMES = ("auxformer", "baseline1", "mult", "audio_only", "video_only")
+PREDICTION_RULES = ("mean_logits", "mean_probs", "main")
+POOLING = ("last", "mean")
+
+
+@dataclass
+class ModelConfig:
+    num_classes: int = 6
+    audio_dim: int = 130
+    video_dim: int = 4096
+    d_model: int = 130
+    num_heads: int = 10
+    num_layers: int = 5
+    ffn_mult: int = 4
+    embed_dropout: float = 0.25
+    cross_attn_dropout: float = 0.0  # fusion (cross-modal) encoders
+    self_attn_dropout: float = 0.1  # self-attention and auxiliary encoders
+    relu_dropout: float = 0.1
+    res_dropout: float = 0.1
+    out_dropout: float = 0.2
+    # Pooling of one vector per clip: the last *valid* frame (the authors' "token", done right) or a
+    # masked mean. Either way padding never changes a clip's vector.
+    pooling: str = "last"
+    causal: bool = False  # the authors' code had causal masks on; they make no sense for whole clips
+    # How the heads become one prediction; heads of absent modalities never vote.
+    prediction: str = "mean_logits"
+    # The authors' code: one aux MLP + classifier shared by both modalities, aux encoders applied 3x.
+    shared_aux_mlp: bool = False
+    aux_passes: int = 1
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
+        if self.d_model % 2:
+            raise ValueError("d_model must be even for sinusoidal positional encodings")
+        _check_choice("pooling", self.pooling, POOLING)
+        _check_choice("prediction", self.prediction, PREDICTION_RULES)
+        if self.aux_passes < 1:
+            raise ValueError("aux_passes must be >= 1")
+
+    @classmethod
+    def authors(cls, **overrides: Any) -> ModelConfig:
+        """The authors' code options: shared aux MLP and three tied aux passes."""
+        return cls(**{"shared_aux_mlp": True, "aux_passes": 3, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TrainConfig:
+    model: str = "auxformer"
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 7.25e-4
+    plateau_patience: int = 5
+    plateau_factor: float = 0.1
+    grad_clip: float = 0.8
+    # loss weights for the heads (av, audio, video); heads a variant lacks are ignored
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"av": 1 / 3, "audio": 1 / 3, "video": 1 / 3})
+    training: str = "standard"  # "standard" or "optimized" (modality dropout)
+    drop_audio: float = 0.2
+    drop_video: float = 0.2
+    dropout_per: str = "sample"  # "sample" (default) or "batch" (the authors' code)
+    seed: int = 0
+    split_seed: int = 0
+    split_fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    num_threads: int = 0  # 0: leave torch's default
+
+    def __post_init__(self) -> None:
+        _check_choice("model", self.model, MODEL_NAMES)
+        _check_choice("training", self.training, ("standard", "optimized"))
+        _check_choice("dropout_per", self.dropout_per, ("sample", "batch"))
+        if self.drop_audio + self.drop_video > 1:
+            raise ValueError("drop_audio + drop_video must be <= 1 (never both dropped)")
+        self.split_fractions = tuple(self.split_fractions)  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")

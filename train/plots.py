@@ -1,0 +1,72 @@
+"""Figures of a run: confusion matrix and training curves (PNG, written atomically)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from auxformer.runtime import atomic
+from auxformer.runtime.optional import require
+
+
+def _pyplot():
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | Path) -> None:
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def confusion_matrix_figure(cm: Sequence[Sequence[int]], labels: Sequence[str], title: str) -> Any:
+    """Row-normalised colours (recall per true class) with the raw counts written in each cell."""
+    plt = _pyplot()
+    cm = np.asarray(cm, dtype=float)
+    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.8 + 0.7 * len(labels)))
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xlabel="predicted", ylabel="true", title=title)
+    ax.set_xticklabels(labels, rotation=45, ha="right")
+    ax.set_yticklabels(labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(
+                j,
+                i,
+                f"{int(cm[i, j])}",
+                ha="center",
+                va="center",
+                color="white" if rates[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
+    return fig
+
+
+def training_curves_figure(history: Sequence[dict[str, float]], best_epoch: int | None) -> Any:
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax_loss.plot(epochs, [h["dev_loss"] for h in history], "o-", label="dev")
+    ax_loss.set(xlabel="epoch", ylabel="loss (weighted CE of all heads)", title="Loss")
+    ax_f1.plot(epochs, [h["dev_macro_f1"] for h in history], "o-", color="C2", label="dev macro-F1")
+    ax_f1.set(xlabel="epoch", ylabel="macro-F1", title="Dev macro-F1", ylim=(0, 1))
+    for ax in (ax_loss, ax_f1):
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", ls="--", lw=1, label="best dev loss")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    lr_changes = [h["epoch"] for prev, h in itertools.pairwise(history) if h["lr"] < prev["lr"]]
+    for e in lr_changes:
+        ax_loss.annotate("lr x0.1", (e, ax_loss.get_ylim()[1]), fontsize=7, ha="center", va="top")
+    fig.tight_layout()
+    return fig

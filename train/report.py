@@ -1,0 +1,53 @@
+"""The terminal summary of a run: one table a person reads at the end of training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+CONDITION_KEYS = (
+    ("test", "full (audio + video)"),
+    ("test_audio_only", "audio only"),
+    ("test_video_only", "video only"),
+)
+
+
+def summary_table(metrics: dict[str, Any]) -> Table:
+    labels = metrics["labels"]
+    table = Table(
+        title=f"{metrics['model']} ({metrics['training']} training) - test set, best epoch {metrics['best_epoch']}",
+        title_justify="left",
+    )
+    table.add_column("condition")
+    table.add_column("macro-F1", justify="right", style="bold")
+    table.add_column("micro-F1", justify="right")
+    for label in labels:
+        table.add_column(label[:8], justify="right", style="dim")
+    for key, name in CONDITION_KEYS:
+        if key not in metrics:
+            continue
+        r = metrics[key]
+        table.add_row(
+            name,
+            f"{r['macro_f1']:.3f}",
+            f"{r['micro_f1']:.3f}",
+            *(f"{r['per_class_f1'][label]:.2f}" for label in labels),
+        )
+    return table
+
+
+def print_summary(metrics: dict[str, Any], console: Console, run_dir: str) -> None:
+    console.print(summary_table(metrics))
+    heads = metrics["test"].get("heads", {})
+    if len(heads) > 1:
+        console.print(
+            "heads on the full test set: "
+            + ", ".join(f"{name} macro-F1 {h['macro_f1']:.3f}" for name, h in heads.items())
+        )
+    chance = 1 / len(metrics["labels"])
+    console.print(
+        f"chance macro-F1 ~ {chance:.3f}; run folder: [bold]{run_dir}[/] "
+        "(metrics.json, confusion_matrix.png, training_curves.png, checkpoint.pt)"
+    )

@@ -1,0 +1,45 @@
+"""Speaker-independent partitions: no speaker appears in two of train / dev / test."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from auxformer.runtime.corpus import CorpusEntry, CorpusError
+
+PARTITIONS = ("train", "dev", "test")
+
+
+def speaker_split(
+    entries: Sequence[CorpusEntry], seed: int, fractions: Sequence[float] = (0.7, 0.15, 0.15)
+) -> dict[str, list[CorpusEntry]]:
+    """Random 70/15/15 split of *speakers* from `seed`; an explicit `split` column wins when present."""
+    declared = [e.split for e in entries]
+    if any(declared):
+        return _declared_split(entries)
+    if abs(sum(fractions) - 1) > 1e-6 or len(fractions) != 3:
+        raise ValueError(f"split fractions must be three numbers summing to 1, got {fractions}")
+    speakers = sorted({e.speaker for e in entries})
+    if len(speakers) < 3:
+        raise CorpusError(f"a speaker-independent split needs >= 3 speakers, the corpus has {len(speakers)}")
+    random.Random(seed).shuffle(speakers)
+    n_train = max(1, round(fractions[0] * len(speakers)))
+    n_dev = max(1, round(fractions[1] * len(speakers)))
+    n_train = min(n_train, len(speakers) - n_dev - 1)  # leave at least one test speaker
+    groups = {
+        "train": set(speakers[:n_train]),
+        "dev": set(speakers[n_train : n_train + n_dev]),
+        "test": set(speakers[n_train + n_dev :]),
+    }
+    return {p: [e for e in entries if e.speaker in groups[p]] for p in PARTITIONS}
+
+
+def _declared_split(entries: Sequence[CorpusEntry]) -> dict[str, list[CorpusEntry]]:
+    unknown = {e.split for e in entries} - set(PARTITIONS)
+    if unknown:
+        raise CorpusError(f"split column has values {sorted(map(str, unknown))}; expected {PARTITIONS}")
+    parts = {p: [e for e in entries if e.split == p] for p in PARTITIONS}
+    empty = [p for p in ("train", "dev") if not parts[p]]
+    if empty:
+        raise CorpusError(f"the corpus's split column leaves {', '.join(empty)} empty")
+    return parts
