@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from auxformer.runtime.contracts import AUDIO_DIM, AUDIO_FPS, ClipFeatures
 from auxformer.runtime.corpus import METADATA, CorpusWriter, FeatureCorpus
 

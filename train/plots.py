@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from auxformer.runtime import atomic
 from auxformer.runtime.optional import require
 

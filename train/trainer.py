@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from auxformer.runtime import atomic
 from auxformer.runtime.corpus import FeatureCorpus
 from auxformer.runtime.metrics import classification_report
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import checkpoint, plots
 from .config import ModelConfig, TrainConfig
