@@ -74,16 +74,16 @@ def test_resume_refuses_a_different_configuration(small_demo, tmp_path):
 
 def test_dev_data_is_never_corrupted(small_demo, tmp_path, monkeypatch):
     """Modality dropout touches training batches only: evaluation sees whole clips."""
-    from auxformer.train import trainer as trainer_module
+    from auxformer.train import modality_dropout
 
     seen = []
-    real = trainer_module.drop_modalities
+    real = modality_dropout.apply
 
     def spy(batch, *args):
         seen.append(set(batch.clip_ids))
         return real(batch, *args)
 
-    monkeypatch.setattr(trainer_module, "drop_modalities", spy)
+    monkeypatch.setattr(modality_dropout, "apply", spy)
     tr, _ = _train(small_demo, tmp_path, epochs=1, training="optimized")
     dropped = set().union(*seen)
     assert dropped == {e.clip_id for e in tr.parts["train"]}

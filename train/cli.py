@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +31,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# under torchrun only the first process talks
+console = Console(quiet=os.environ.get("RANK", "0") != "0")
 
 # The demo trades depth for speed so a CPU user sees the whole loop in minutes.
 DEMO_LAYERS = 2
@@ -55,6 +57,7 @@ def fit(
     seed: Annotated[int, typer.Option(help="seed of initialisation, shuffling and dropout")] = 0,
     split_seed: Annotated[int, typer.Option(help="seed of the speaker-independent split")] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (0 = default)")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (under torchrun: one GPU per process)")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
@@ -92,7 +95,7 @@ def fit(
         console.print(f"demo corpus: {len(data)} clips, {len(data.speakers)} speakers -> {data.root}")
     else:
         data = FeatureCorpus.open(corpus)
-    trainer = Trainer(data, train_cfg, model_cfg, out, console=console, progress=progress)
+    trainer = Trainer(data, train_cfg, model_cfg, out, console=console, progress=progress, device=device)
     parts = trainer.info["partition_sizes"]
     console.print(
         f"[bold]{model}[/] ({trainer.info['parameters'] / 1e6:.2f} M parameters, "
@@ -100,7 +103,8 @@ def fit(
         f"{parts['train']}/{parts['dev']}/{parts['test']}"
     )
     metrics = trainer.fit(resume=resume)
-    print_summary(metrics, console, str(out))
+    if metrics:  # the main process evaluates and reports
+        print_summary(metrics, console, str(out))
     console.print(f"done in {time.perf_counter() - t0:.0f}s")
 
 

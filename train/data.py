@@ -29,6 +29,10 @@ class Batch:
     def inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.audio, self.audio_mask, self.video, self.video_mask
 
+    def to(self, device: torch.device) -> Batch:
+        tensors = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, torch.Tensor)}
+        return Batch(**{**self.__dict__, **tensors})
+
     def without(self, modality: str | None) -> Batch:
         """The batch with one modality removed (mask false, values zero): a test condition."""
         if modality is None:
@@ -57,10 +61,12 @@ class ClipDataset(Dataset):
         labels = torch.tensor([self.index[c.label] for c in clips], dtype=torch.long)
         return Batch(**arrays, labels=labels, clip_ids=[c.clip_id for c in clips])
 
-    def loader(self, batch_size: int, shuffle: bool, generator: torch.Generator | None = None) -> DataLoader:
-        return DataLoader(
-            self, batch_size=batch_size, shuffle=shuffle, collate_fn=self.collate, generator=generator, num_workers=0
-        )
+    def loader(self, batch_size: int) -> DataLoader:
+        """In order, for evaluation."""
+        return DataLoader(self, batch_size=batch_size, shuffle=False, collate_fn=self.collate, num_workers=0)
+
+    def batch(self, indices: Sequence[int]) -> Batch:
+        return self.collate([self[int(i)] for i in indices])
 
 
 def _estimated_bytes(corpus: FeatureCorpus, entries: Sequence[CorpusEntry]) -> float:

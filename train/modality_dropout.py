@@ -7,12 +7,16 @@ import torch
 from .data import Batch
 
 
-def drop_modalities(batch: Batch, p_audio: float, p_video: float, per: str, generator: torch.Generator) -> Batch:
-    """With probability p_audio remove the audio, with p_video the video, from one uniform draw so
-    both are never removed. `per="sample"` draws per clip, `per="batch"` once (the authors' code).
+def draw(n: int, per: str, generator: torch.Generator) -> torch.Tensor:
+    """One uniform draw per clip (`per="sample"`) or one shared by the batch (`per="batch"`, the
+    authors' code). Drawn for a whole global batch so data-parallel processes agree."""
+    return torch.rand(n if per == "sample" else 1, generator=generator).expand(n)
+
+
+def apply(batch: Batch, draws: torch.Tensor, p_audio: float, p_video: float) -> Batch:
+    """draw < p_audio removes the audio, p_audio <= draw < p_audio + p_video the video: never both.
     A clip that already lacks one modality never loses the other."""
-    b = batch.labels.shape[0]
-    draws = torch.rand(b if per == "sample" else 1, generator=generator).expand(b)
+    draws = draws.to(batch.audio_mask.device)
     drop_audio = (draws < p_audio) & batch.video_mask.any(1)
     drop_video = (draws >= p_audio) & (draws < p_audio + p_video) & batch.audio_mask.any(1)
     keep_a, keep_v = ~drop_audio, ~drop_video
@@ -24,3 +28,7 @@ def drop_modalities(batch: Batch, p_audio: float, p_video: float, per: str, gene
         labels=batch.labels,
         clip_ids=batch.clip_ids,
     )
+
+
+def drop_modalities(batch: Batch, p_audio: float, p_video: float, per: str, generator: torch.Generator) -> Batch:
+    return apply(batch, draw(len(batch.labels), per, generator), p_audio, p_video)

@@ -26,10 +26,9 @@ from auxformer.runtime import atomic
 from auxformer.runtime.corpus import FeatureCorpus
 from auxformer.runtime.metrics import classification_report
 
-from . import checkpoint, plots
+from . import checkpoint, distributed, modality_dropout, plots
 from .config import ModelConfig, TrainConfig
 from .data import Batch, ClipDataset, normalization_stats
-from .modality_dropout import drop_modalities
 from .model import AuxFormer, build_model, count_parameters
 from .splits import PARTITIONS, speaker_split
 
@@ -51,16 +50,21 @@ def head_weight(weights: dict[str, float], head: str) -> float:
 
 
 def multitask_loss(
-    model: AuxFormer, heads: dict[str, torch.Tensor], batch: Batch, weights: dict[str, float]
+    model: AuxFormer,
+    heads: dict[str, torch.Tensor],
+    batch: Batch,
+    weights: dict[str, float],
+    denominator: float | None = None,
 ) -> torch.Tensor:
-    """Weighted cross-entropy of every head; a head whose modalities are all missing for a clip
-    (dropped or absent) gets no loss for that clip, since it has nothing to learn from."""
+    """Weighted cross-entropy of every head, summed over clips and divided by `denominator` (default:
+    the batch size). A head whose modalities are all missing for a clip (dropped or absent) gets no
+    loss for that clip, since it has nothing to learn from."""
     present = model.head_present({"audio": batch.audio_mask, "video": batch.video_mask})
-    total = torch.zeros(())
+    total = torch.zeros((), device=batch.labels.device)
     for name, logits in heads.items():
         ce = F.cross_entropy(logits, batch.labels, reduction="none")
-        total = total + head_weight(weights, name) * (ce * present[name]).sum() / len(batch.labels)
-    return total
+        total = total + head_weight(weights, name) * (ce * present[name]).sum()
+    return total / (denominator or len(batch.labels))
 
 
 @torch.no_grad()
@@ -74,15 +78,16 @@ def evaluate(
 ) -> dict[str, Any]:
     """Loss and metrics of the fused prediction and of each head, with `missing` removed."""
     model.eval()
+    device = next(model.parameters()).device
     fused, heads, targets, loss_sum = [], {}, [], 0.0
-    for batch in dataset.loader(batch_size, shuffle=False):
-        batch = batch.without(missing)
+    for batch in dataset.loader(batch_size):
+        batch = batch.without(missing).to(device)
         out = model(*batch.inputs())
         loss_sum += float(multitask_loss(model, out.heads, batch, weights)) * len(batch.labels)
-        fused.append(out.logits)
+        fused.append(out.logits.cpu())
         for name, logits in out.heads.items():
-            heads.setdefault(name, []).append(logits)
-        targets.append(batch.labels)
+            heads.setdefault(name, []).append(logits.cpu())
+        targets.append(batch.labels.cpu())
     y = torch.cat(targets).numpy()
     logits = torch.cat(fused)
     report = classification_report(y, logits.argmax(1).numpy(), labels)
@@ -108,10 +113,13 @@ class Trainer:
         out: str | Path,
         console: Console | None = None,
         progress: bool = True,
+        device: str = "auto",
     ):
         self.corpus, self.cfg, self.out = corpus, cfg, Path(out)
-        self.console = console or Console()
-        self.show_progress = progress
+        self.dist = distributed.setup(device)
+        # one voice on the terminal: other processes of a torchrun job stay quiet
+        self.console = console if self.dist.is_main and console else Console(quiet=not self.dist.is_main)
+        self.show_progress = progress and self.dist.is_main
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         self.labels = corpus.labels
@@ -129,6 +137,11 @@ class Trainer:
                 for m, (mu, sd) in normalization_stats(self.data["train"]).items()
             }
         )
+        self.model.to(self.dist.device)
+        self.step_model: torch.nn.Module = self.model
+        if self.dist.distributed:
+            ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
+            self.step_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
@@ -213,28 +226,45 @@ class Trainer:
     # -- training --------------------------------------------------------------------------------
 
     def train_epoch(self, progress: Progress | None, task: Any) -> float:
+        """One pass over shuffled global batches; each process trains on its share of every batch
+        (all of it when there is one process), so the update does not depend on the process count."""
         self.model.train()
-        cfg, total, n = self.cfg, 0.0, 0
-        for batch in self.data["train"].loader(cfg.batch_size, shuffle=True, generator=self.shuffle_rng):
+        cfg, data, ctx = self.cfg, self.data["train"], self.dist
+        order = torch.randperm(len(data), generator=self.shuffle_rng)
+        total, n = 0.0, 0
+        for start in range(0, len(order), cfg.batch_size):
+            global_ids = order[start : start + cfg.batch_size]
+            mine = ctx.share(len(global_ids))
+            batch = data.batch(global_ids[mine].tolist())
             if cfg.training == "optimized":
-                batch = drop_modalities(batch, cfg.drop_audio, cfg.drop_video, cfg.dropout_per, self.dropout_rng)
-            out = self.model(*batch.inputs())
-            loss = multitask_loss(self.model, out.heads, batch, cfg.loss_weights)
+                draws = modality_dropout.draw(len(global_ids), cfg.dropout_per, self.dropout_rng)[mine]
+                batch = modality_dropout.apply(batch, draws, cfg.drop_audio, cfg.drop_video)
+            batch = batch.to(ctx.device)
+            out = self.step_model(*batch.inputs())
+            # DDP averages gradients over processes: scale so the sum matches one process's batch mean
+            loss = multitask_loss(
+                self.model, out.heads, batch, cfg.loss_weights, denominator=len(global_ids) / ctx.world_size
+            )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
-            total += loss.item() * len(batch.labels)
-            n += len(batch.labels)
+            total += loss.item() * len(global_ids) / ctx.world_size
+            n += len(global_ids)
             if progress is not None:
                 progress.update(task, advance=1, loss=total / n)
+        if ctx.distributed:  # each process summed its own shares
+            summed = torch.tensor([total], device=ctx.device)
+            torch.distributed.all_reduce(summed)
+            total = float(summed.item())
         return total / max(n, 1)
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume and self.restore():
             self.console.print(f"[bold]resuming[/] {self.out} after epoch {self.state.epoch}")
-        self.write_run_files()
+        if self.dist.is_main:
+            self.write_run_files()
         steps = math.ceil(len(self.data["train"]) / self.cfg.batch_size)
         dev = self.data.get("dev", self.data["train"])
         with self._progress() as progress:
@@ -262,8 +292,11 @@ class Trainer:
                 improved = report["loss"] < self.state.best_dev_loss
                 if improved:
                     self.state.best_dev_loss, self.state.best_epoch = report["loss"], epoch
-                    self.save_best(report["loss"])
-                self.save_last()
+                if self.dist.is_main:  # every process holds the same weights; one writes them
+                    if improved:
+                        self.save_best(report["loss"])
+                    self.save_last()
+                self.dist.barrier()
                 if progress:
                     progress.remove_task(task)
                 self.console.print(
@@ -271,7 +304,9 @@ class Trainer:
                     f"dev macro-F1 {report['macro_f1']:.3f}  lr {self.optimizer.param_groups[0]['lr']:.2e}"
                     f"  {time.perf_counter() - t0:5.1f}s{'  *best' if improved else ''}"
                 )
-        return self.finish()
+        metrics = self.finish() if self.dist.is_main else {}
+        distributed.teardown(self.dist)
+        return metrics
 
     def _progress(self) -> Progress:
         columns = [
@@ -286,6 +321,7 @@ class Trainer:
     def finish(self) -> dict[str, Any]:
         """Evaluate the best checkpoint on dev and on test under each condition; write metrics and plots."""
         model, _ = checkpoint.load_model(self.out)
+        model.to(self.dist.device)
         bs, w = self.cfg.batch_size, self.cfg.loss_weights
         metrics: dict[str, Any] = {
             "model": self.cfg.model,
