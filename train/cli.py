@@ -108,6 +108,72 @@ def fit(
     console.print(f"done in {time.perf_counter() - t0:.0f}s")
 
 
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@app.command()
+def protocol(
+    corpus: Annotated[Path | None, typer.Option(help="feature corpus folder")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="a small generated demo corpus (fast settings)")] = False,
+    out: Annotated[Path, typer.Option(help="protocol folder (resumable)")] = Path("runs/protocol"),
+    runs: Annotated[int, typer.Option(help="random speaker-independent splits")] = 20,
+    models: Annotated[
+        str, typer.Option(help="comma-separated models")
+    ] = "auxformer,baseline1,mult,audio_only,video_only",
+    training: Annotated[str, typer.Option(help="comma-separated: standard,optimized")] = "standard,optimized",
+    epochs: Annotated[int | None, typer.Option(help=f"epochs per job [default: 20, demo {DEMO_EPOCHS}]")] = None,
+    layers: Annotated[int | None, typer.Option(help=f"layers per encoder [default: 5, demo {DEMO_LAYERS}]")] = None,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 32,
+    seed: Annotated[int, typer.Option(help="run i uses seed + i for its split and initialisation")] = 0,
+    workers: Annotated[int, typer.Option(help="parallel training processes (threads are shared out)")] = 1,
+) -> None:
+    """The paper's protocol: N random speaker-independent splits, every model on the same splits;
+    writes results.csv, summary.md (Tables 1-2 layout with paired t-tests), robustness.png, boxplot.png."""
+    from rich.markdown import Markdown
+
+    from auxformer.runtime.corpus import FeatureCorpus
+
+    from .protocol import ProtocolConfig, run_protocol
+    from .protocol_report import claims, write_report
+
+    if demo == (corpus is not None):
+        raise typer.BadParameter("give either --corpus FOLDER or --demo")
+    try:
+        cfg = ProtocolConfig(
+            runs=runs,
+            models=_csv(models),
+            trainings=_csv(training),
+            epochs=epochs or (DEMO_EPOCHS if demo else 20),
+            layers=layers or (DEMO_LAYERS if demo else 5),
+            batch_size=batch_size,
+            seed=seed,
+            workers=workers,
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    t0 = time.perf_counter()
+    if demo:
+        from .demo_corpus import PROTOCOL_DEMO, generate
+
+        corpus = generate(out / "demo_corpus", PROTOCOL_DEMO).root
+    data = FeatureCorpus.open(corpus)
+    console.print(
+        f"protocol: {cfg.runs} runs x {len(cfg.models)} models x {len(cfg.trainings)} trainings on "
+        f"{len(data)} clips ({len(data.speakers)} speakers) -> {out}"
+    )
+    try:
+        rows = run_protocol(data.root, cfg, out, console)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    write_report(out, rows, title=f"Protocol on {data.root}")
+    console.print(Markdown("\n".join(claims(rows))))
+    console.print(
+        f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'robustness.png'}, "
+        f"{out / 'boxplot.png'} in {time.perf_counter() - t0:.0f}s"
+    )
+
+
 def main() -> None:
     app()
 

@@ -45,6 +45,10 @@ class DemoSpec:
     seed: int = 0
 
 
+# Fewer, shorter clips for protocols (many trainings): same classes, evidence and offsets.
+PROTOCOL_DEMO = DemoSpec(speakers=24, clips_per_class=4, min_seconds=0.6, max_seconds=0.9)
+
+
 def _event(t: np.ndarray, centre: float, width: float, freq: float) -> np.ndarray:
     """A bump around `centre` with a group-specific modulation (prosody / facial motion)."""
     envelope = np.exp(-0.5 * ((t - centre) / width) ** 2)

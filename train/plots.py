@@ -13,7 +13,7 @@ from auxformer.runtime import atomic
 from auxformer.runtime.optional import require
 
 
-def _pyplot():
+def pyplot():
     matplotlib = require("matplotlib")
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
@@ -24,12 +24,12 @@ def _pyplot():
 def save_figure(fig: Any, path: str | Path) -> None:
     with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def confusion_matrix_figure(cm: Sequence[Sequence[int]], labels: Sequence[str], title: str) -> Any:
     """Row-normalised colours (recall per true class) with the raw counts written in each cell."""
-    plt = _pyplot()
+    plt = pyplot()
     cm = np.asarray(cm, dtype=float)
     rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.8 + 0.7 * len(labels)))
@@ -53,7 +53,7 @@ def confusion_matrix_figure(cm: Sequence[Sequence[int]], labels: Sequence[str], 
 
 
 def training_curves_figure(history: Sequence[dict[str, float]], best_epoch: int | None) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
