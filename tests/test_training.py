@@ -26,6 +26,7 @@ def _train(corpus, out, epochs=2, resume=False, **train):
 def test_run_writes_every_artefact(small_demo, tmp_path):
     _train(small_demo, tmp_path, training="optimized")
     for name in (
+        "reliability.png",
         "checkpoint.pt",
         "last.pt",
         "metrics.json",
@@ -135,3 +136,8 @@ def test_feature_demo_beats_single_modalities(tmp_path):
     full = metrics["test"]["macro_f1"]
     assert full > 0.5  # chance is 1/6
     assert full > max(metrics["test_audio_only"]["macro_f1"], metrics["test_video_only"]["macro_f1"]) + 0.1
+    # temperature scaling, fitted on dev, lowers dev ECE; the checkpoint carries the temperature
+    cal = metrics["calibration"]
+    assert cal["scores"]["dev"]["ece_after"] < cal["scores"]["dev"]["ece_before"]
+    assert checkpoint.read(tmp_path / "run")["calibration"]["temperature"] == cal["temperature"]
+    assert (tmp_path / "run" / "reliability.png").is_file()

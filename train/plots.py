@@ -71,3 +71,34 @@ def training_curves_figure(history: Sequence[dict[str, float]], best_epoch: int 
         ax_loss.annotate("lr x0.1", (e, ax_loss.get_ylim()[1]), fontsize=7, ha="center", va="top")
     fig.tight_layout()
     return fig
+
+
+def reliability_figure(logits: np.ndarray, labels: np.ndarray, temperature: float, title: str) -> Any:
+    """Accuracy against confidence per bin, before and after temperature scaling (diagonal = calibrated)."""
+    from auxformer.calibration.temperature import expected_calibration_error, reliability
+    from auxformer.runtime.metrics import softmax
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    for ax, t, name in ((axes[0], 1.0, "before"), (axes[1], temperature, f"after (T = {temperature:.2f})")):
+        probs = softmax(logits / t)
+        r = reliability(probs, labels)
+        centres = [(a + b) / 2 for a, b in itertools.pairwise(r.edges)]
+        width = r.edges[1] - r.edges[0]
+        shown = [c > 0 for c in r.count]
+        ax.bar(
+            [c for c, s in zip(centres, shown, strict=True) if s],
+            [a for a, s in zip(r.accuracy, shown, strict=True) if s],
+            width=width * 0.9,
+            edgecolor="C0",
+            alpha=0.7,
+            label="accuracy",
+        )
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+        ece = expected_calibration_error(probs, labels)
+        ax.set(xlabel="confidence", title=f"{name}: ECE {ece:.3f}", xlim=(0, 1), ylim=(0, 1))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"accuracy ({title})")
+    axes[1].legend(loc="upper left")
+    fig.tight_layout()
+    return fig

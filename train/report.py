@@ -46,8 +46,15 @@ def print_summary(metrics: dict[str, Any], console: Console, run_dir: str) -> No
             "heads on the full test set: "
             + ", ".join(f"{name} macro-F1 {h['macro_f1']:.3f}" for name, h in heads.items())
         )
+    cal = metrics.get("calibration")
+    if cal:
+        dev = cal["scores"]["dev"]
+        console.print(
+            f"temperature scaling: T = {cal['temperature']:.2f}, dev ECE {dev['ece_before']:.3f} -> "
+            f"{dev['ece_after']:.3f}, dev NLL {dev['nll_before']:.3f} -> {dev['nll_after']:.3f}"
+        )
     chance = 1 / len(metrics["labels"])
     console.print(
         f"chance macro-F1 ~ {chance:.3f}; run folder: [bold]{run_dir}[/] "
-        "(metrics.json, confusion_matrix.png, training_curves.png, checkpoint.pt)"
+        "(metrics.json, confusion_matrix.png, training_curves.png, reliability.png, checkpoint.pt)"
     )

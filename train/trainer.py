@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from auxformer.calibration.temperature import calibrate
 from auxformer.runtime import atomic
 from auxformer.runtime.corpus import FeatureCorpus
 from auxformer.runtime.metrics import classification_report
@@ -101,6 +102,8 @@ def evaluate(
         for name, h in heads.items()
     }
     report["logits"] = logits.numpy()
+    report["head_logits"] = {name: torch.cat(h).numpy() for name, h in heads.items()}
+    report["labels"] = y
     return report
 
 
@@ -332,11 +335,15 @@ class Trainer:
             "parameters": count_parameters(model),
             "history": self.state.history,
         }
+        reports = {}
         if "dev" in self.data:
-            metrics["dev"] = _public(evaluate(model, self.data["dev"], self.labels, w, bs))
+            reports["dev"] = evaluate(model, self.data["dev"], self.labels, w, bs)
         for condition, missing in CONDITIONS.items():
             key = "test" if missing is None else f"test_{condition}"
-            metrics[key] = _public(evaluate(model, self.data["test"], self.labels, w, bs, missing))
+            reports[key] = evaluate(model, self.data["test"], self.labels, w, bs, missing)
+        metrics.update({key: _public(r) for key, r in reports.items()})
+        if "dev" in reports:
+            metrics["calibration"] = self.calibrate(reports["dev"], reports["test"])
         atomic.write_json(self.out / "metrics.json", metrics)
         plots.save_figure(
             plots.confusion_matrix_figure(
@@ -351,9 +358,26 @@ class Trainer:
         )
         return metrics
 
+    def calibrate(self, dev: dict[str, Any], test: dict[str, Any]) -> dict[str, Any]:
+        """Temperature scaling fitted on dev; stored in the checkpoint (export puts it into the
+        manifest, the runtime applies it) with ECE / NLL before and after, and a reliability diagram."""
+        report = calibrate(
+            dev["logits"], dev["labels"], dev["head_logits"], evaluation={"test": (test["logits"], test["labels"])}
+        )
+        ckpt = checkpoint.read(self.out / checkpoint.BEST)
+        checkpoint.save(self.out / checkpoint.BEST, {**ckpt, "calibration": report.to_dict()})
+        plots.save_figure(
+            plots.reliability_figure(test["logits"], test["labels"], report.temperature, "test set"),
+            self.out / "reliability.png",
+        )
+        return report.to_dict()
+
+
+PRIVATE = ("logits", "head_logits", "labels")  # arrays evaluate() returns for calibration, not for metrics.json
+
 
 def _public(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in report.items() if k != "logits"}
+    return {k: v for k, v in report.items() if k not in PRIVATE}
 
 
 def length_stats(corpus: FeatureCorpus, entries: list[Any]) -> dict[str, dict[str, int]]:
