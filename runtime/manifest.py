@@ -84,6 +84,21 @@ class Manifest:
             raise ManifestError(f"{engine_path} has no manifest beside it ({path.name})")
         return cls.from_json(path.read_text(), str(path))
 
+    def embed(self, proto: Any) -> None:
+        """Write this manifest into an ONNX ModelProto's metadata (replacing an earlier one)."""
+        kept = [p for p in proto.metadata_props if p.key != METADATA_KEY]
+        del proto.metadata_props[:]
+        proto.metadata_props.extend(kept)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, self.to_json()
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], source: str) -> Manifest:
+        """From ONNX metadata as a dict (onnxruntime's `custom_metadata_map`, or a ModelProto's props)."""
+        if METADATA_KEY not in metadata:
+            raise ManifestError(f"{source} has no {METADATA_KEY} metadata: not exported by auxformer-export")
+        return cls.from_json(metadata[METADATA_KEY], source)
+
     def check_features(self, clip: ClipFeatures, embedder: str | None = None) -> None:
         """Refuse features this model was not trained on, saying why."""
         if clip.audio.shape[1] != int(self.features.get("audio_dim", AUDIO_DIM)):
