@@ -10,10 +10,12 @@ from masking tricks) is refused, since TensorRT and fp16 conversion handle those
 from __future__ import annotations
 
 import collections
+import logging
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from auxformer.runtime import atomic
@@ -84,7 +86,6 @@ class OnnxExport:
     optimized_node_count: int  # after onnxruntime's graph optimisations (what the runtime executes)
     seconds: float
     size_bytes: int
-    notes: list[str] = field(default_factory=list)
 
 
 def export_onnx(
@@ -103,23 +104,7 @@ def export_onnx(
     args = example_inputs(model.cfg.audio_dim, model.cfg.video_dim, example_sizes)
     dims = {axis: torch.export.Dim(axis, min=1) for axis in ("batch", "audio_len", "video_len")}
     dynamic_shapes = {name: {i: dims[axis] for i, axis in enumerate(axes)} for name, axes in DYNAMIC_AXES.items()}
-    with warnings.catch_warnings(), torch.no_grad():
-        # the exporter's chatter about reused axis names and its own deprecations; the axes are
-        # checked below, which is the part that matters
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=r".*axis name.*")
-        program = torch.onnx.export(
-            wrapper,
-            args,
-            dynamo=True,
-            input_names=list(INPUTS),
-            output_names=manifest.output_names,
-            dynamic_shapes=dynamic_shapes,
-            opset_version=opset,
-            external_data=False,
-            verbose=False,
-        )
-    proto = program.model_proto
+    proto = dynamo_export(wrapper, args, list(INPUTS), manifest.output_names, dynamic_shapes, opset)
     _strip_node_metadata(proto)
     embed_manifest(proto, manifest)
     check_dynamic_axes(proto)
@@ -138,6 +123,36 @@ def export_onnx(
         seconds=time.perf_counter() - t0,
         size_bytes=out_path.stat().st_size,
     )
+
+
+def dynamo_export(
+    module: nn.Module,
+    args: tuple[Tensor, ...],
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_shapes: Any,
+    opset: int,
+) -> Any:
+    """torch.onnx's dynamo exporter, quietly, to an in-memory ModelProto with the weights inside."""
+    # torch logs one warning per torchvision op it cannot register; torchvision is not used here
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad():
+        # the exporter's chatter about reused axis names and its own deprecations; callers check the
+        # axes afterwards, which is the part that matters
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*axis name.*")
+        program = torch.onnx.export(
+            module,
+            args,
+            dynamo=True,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_shapes=dynamic_shapes,
+            opset_version=opset,
+            external_data=False,
+            verbose=False,
+        )
+    return program.model_proto
 
 
 def _strip_node_metadata(proto: object) -> None:
@@ -200,12 +215,16 @@ def check_ops(proto: object) -> None:
         raise ExportError(f"the graph contains {', '.join(found)} (data-dependent shapes); rewrite the masking op")
 
 
-def ort_session(path: str | Path, optimized_path: Path | None = None) -> object:
-    """An onnxruntime CPU session with every graph optimisation on (what the runtime uses)."""
+def ort_session(path: str | Path, optimized_path: Path | None = None, threads: int = 0) -> object:
+    """An onnxruntime CPU session with every graph optimisation on (what the runtime uses).
+    `threads` 0 keeps onnxruntime's default (one per core)."""
     ort = require("onnxruntime")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # warnings about unused initializers are noise here
+    options.intra_op_num_threads = threads
+    # idle workers sleep instead of spinning: verification shares the CPU with the PyTorch reference
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_path is not None:
         options.optimized_model_filepath = str(optimized_path)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
