@@ -43,11 +43,11 @@ class OnnxRuntimeBackend:
     def __init__(self, path: str | Path, name: str | None = None, threads: int = 0):
         self.path = Path(path)
         self.session = ort_session(self.path, threads=threads)
-        self.output_names = [o.name for o in self.session.get_outputs()]  # type: ignore[attr-defined]
+        self.output_names = [o.name for o in self.session.get_outputs()]
         self.name = name or f"onnxruntime ({self.path.name})"
 
     def run(self, feeds: Feeds) -> dict[str, np.ndarray]:
-        outputs = self.session.run(self.output_names, {k: feeds[k] for k in INPUTS})  # type: ignore[attr-defined]
+        outputs = self.session.run(self.output_names, {k: feeds[k] for k in INPUTS})
         return dict(zip(self.output_names, outputs, strict=True))
 
 

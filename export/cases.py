@@ -101,11 +101,7 @@ def _from_corpus(corpus: FeatureCorpus, ids: list[str], max_clips: int, where: s
 def _synthetic_clips(source: Source, count: int, seed: int = 0) -> list[ClipFeatures]:
     rng = np.random.default_rng(seed)
     stats = source.ckpt.get("length_stats") or {}
-    model = source.model
-    norm = {
-        m: (getattr(model, f"{m}_norm").mean.numpy(), getattr(model, f"{m}_norm").std.numpy())
-        for m in ("audio", "video")
-    }
+    norm = {m: getattr(source.model, f"{m}_norm") for m in ("audio", "video")}
     clips = []
     for i in range(min(count, 64)):
         arrays = {}

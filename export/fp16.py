@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from auxformer.runtime import atomic
@@ -39,10 +40,10 @@ class Fp16Conversion:
     node_count: int
 
 
-def fp32_node_names(graph: object) -> set[str]:
+def fp32_node_names(graph: Any) -> set[str]:
     """Names of the nodes to keep in fp32 (see the module docstring for why)."""
-    nodes = list(graph.node)  # type: ignore[attr-defined]
-    float_inputs = {vi.name for vi in graph.input if vi.type.tensor_type.elem_type == 1}  # type: ignore[attr-defined]
+    nodes = list(graph.node)
+    float_inputs = {vi.name for vi in graph.input if vi.type.tensor_type.elem_type == 1}  # 1: FLOAT
 
     data = set(float_inputs)  # tensors whose values derive from the features
     multiplied = set()  # ... through at least one matrix multiply
@@ -93,18 +94,18 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Fp16Conversion:
     )
 
 
-def _name_unnamed_nodes(graph: object) -> None:
+def _name_unnamed_nodes(graph: Any) -> None:
     # the converter's node block list works by name
-    for i, node in enumerate(graph.node):  # type: ignore[attr-defined]
+    for i, node in enumerate(graph.node):
         if not node.name:
             node.name = f"{node.op_type}_{i}"
 
 
-def collapse_cast_round_trips(model: object) -> int:
+def collapse_cast_round_trips(model: Any) -> int:
     """Cast(to=fp32) of Cast(to=fp16) of an fp32 tensor is that tensor, minus precision: read the
     tensor directly. Returns how many round trips were removed."""
     onnx = require("onnx")
-    graph = model.graph  # type: ignore[attr-defined]
+    graph = model.graph
     fp32, fp16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
     types = _elem_types(model)
     producer = {out: node for node in graph.node for out in node.output}
@@ -128,10 +129,10 @@ def collapse_cast_round_trips(model: object) -> int:
     return trips
 
 
-def _sort_topologically(graph: object) -> None:
+def _sort_topologically(graph: Any) -> None:
     """The converter appends its Casts at the end; ONNX wants producers before consumers."""
-    available = {vi.name for vi in graph.input} | {t.name for t in graph.initializer} | {""}  # type: ignore[attr-defined]
-    pending, ordered = list(graph.node), []  # type: ignore[attr-defined]
+    available = {vi.name for vi in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
     while pending:
         waiting = []
         for node in pending:
@@ -143,15 +144,15 @@ def _sort_topologically(graph: object) -> None:
         if len(waiting) == len(pending):
             raise ValueError("the fp16 graph has a cycle or an undefined input")
         pending = waiting
-    del graph.node[:]  # type: ignore[attr-defined]
-    graph.node.extend(ordered)  # type: ignore[attr-defined]
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
-def _is_cast_to(node: object, elem_type: int) -> bool:
-    return node.op_type == "Cast" and any(a.name == "to" and a.i == elem_type for a in node.attribute)  # type: ignore[attr-defined]
+def _is_cast_to(node: Any, elem_type: int) -> bool:
+    return node.op_type == "Cast" and any(a.name == "to" and a.i == elem_type for a in node.attribute)
 
 
-def _elem_types(model: object) -> dict[str, int]:
+def _elem_types(model: Any) -> dict[str, int]:
     onnx = require("onnx")
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     graph = inferred.graph
@@ -160,27 +161,27 @@ def _elem_types(model: object) -> dict[str, int]:
     return types
 
 
-def _remove_dead_nodes(graph: object) -> None:
-    needed = {o.name for o in graph.output}  # type: ignore[attr-defined]
+def _remove_dead_nodes(graph: Any) -> None:
+    needed = {o.name for o in graph.output}
     alive = []
-    for node in reversed(graph.node):  # type: ignore[attr-defined]
+    for node in reversed(graph.node):
         if any(o in needed for o in node.output):
             alive.append(node)
             needed.update(node.input)
-    del graph.node[:]  # type: ignore[attr-defined]
-    graph.node.extend(reversed(alive))  # type: ignore[attr-defined]
+    del graph.node[:]
+    graph.node.extend(reversed(alive))
     used = needed
-    kept = [t for t in graph.initializer if t.name in used]  # type: ignore[attr-defined]
-    del graph.initializer[:]  # type: ignore[attr-defined]
-    graph.initializer.extend(kept)  # type: ignore[attr-defined]
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
 
 
-def check_no_infinite_constants(model: object) -> None:
+def check_no_infinite_constants(model: Any) -> None:
     """The fp32 mask fill must not turn into -inf in fp16 (softmax over -inf rows is NaN)."""
     onnx = require("onnx")
     numpy_helper = onnx.numpy_helper
-    tensors = list(model.graph.initializer)  # type: ignore[attr-defined]
-    for node in model.graph.node:  # type: ignore[attr-defined]
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
         tensors += [a.t for a in node.attribute if a.type == onnx.AttributeProto.TENSOR]
     for tensor in tensors:
         if tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):

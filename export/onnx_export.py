@@ -155,16 +155,16 @@ def dynamo_export(
     return program.model_proto
 
 
-def _strip_node_metadata(proto: object) -> None:
-    for node in proto.graph.node:  # type: ignore[attr-defined]
+def _strip_node_metadata(proto: Any) -> None:
+    for node in proto.graph.node:
         kept = [p for p in node.metadata_props if p.key not in _DROPPED_NODE_METADATA]
         del node.metadata_props[:]
         node.metadata_props.extend(kept)
 
 
-def embed_manifest(proto: object, manifest: Manifest) -> None:
+def embed_manifest(proto: Any, manifest: Manifest) -> None:
     """Put the manifest JSON into the model's metadata under `auxformer.manifest` (replacing any)."""
-    props = proto.metadata_props  # type: ignore[attr-defined]
+    props = proto.metadata_props
     kept = [p for p in props if p.key != METADATA_KEY]
     del props[:]
     props.extend(kept)
@@ -182,15 +182,15 @@ def read_manifest(path: str | Path) -> Manifest:
     raise ManifestError(f"{path} has no {METADATA_KEY} metadata: not exported by auxformer-export")
 
 
-def _dims(value_info: object) -> list[str | int]:
-    shape = value_info.type.tensor_type.shape  # type: ignore[attr-defined]
+def _dims(value_info: Any) -> list[str | int]:
+    shape = value_info.type.tensor_type.shape
     return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in shape.dim]
 
 
-def check_dynamic_axes(proto: object) -> None:
+def check_dynamic_axes(proto: Any) -> None:
     """Every declared dynamic axis is symbolic (named as DESIGN.md says) on every input, and the batch
     axis on every output; otherwise raise ExportError naming each axis that came out fixed."""
-    graph = proto.graph  # type: ignore[attr-defined]
+    graph = proto.graph
     problems = []
     inputs = {vi.name: _dims(vi) for vi in graph.input}
     for name, axes in DYNAMIC_AXES.items():
@@ -209,13 +209,13 @@ def check_dynamic_axes(proto: object) -> None:
         raise ExportError("dynamic axes were fixed by the export: " + "; ".join(problems))
 
 
-def check_ops(proto: object) -> None:
-    found = sorted({n.op_type for n in proto.graph.node} & FORBIDDEN_OPS)  # type: ignore[attr-defined]
+def check_ops(proto: Any) -> None:
+    found = sorted({n.op_type for n in proto.graph.node} & FORBIDDEN_OPS)
     if found:
         raise ExportError(f"the graph contains {', '.join(found)} (data-dependent shapes); rewrite the masking op")
 
 
-def ort_session(path: str | Path, optimized_path: Path | None = None, threads: int = 0) -> object:
+def ort_session(path: str | Path, optimized_path: Path | None = None, threads: int = 0) -> Any:
     """An onnxruntime CPU session with every graph optimisation on (what the runtime uses).
     `threads` 0 keeps onnxruntime's default (one per core)."""
     ort = require("onnxruntime")

@@ -148,8 +148,7 @@ def import_tensorrt() -> ModuleType:
     try:
         return require("tensorrt")
     except MissingDependency as err:
-        hint = "pip install 'auxformer[gpu]' on a GPU machine; JetPack ships it on Jetson"
-        raise EngineUnavailable(f"TensorRT is not installed here ({hint})") from err
+        raise EngineUnavailable("TensorRT is not installed (pip install 'auxformer[gpu]'; JetPack has it)") from err
 
 
 @dataclass

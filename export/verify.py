@@ -169,7 +169,7 @@ def verify(
         agreement=float((ref_top == got_top).mean()),
         max_abs_diff=max(r.max_abs_diff for r in results),
         macro_f1=f1,
-        f1_delta=None if f1[candidate.name] is None else f1[candidate.name] - f1[reference.name],  # type: ignore[operator]
+        f1_delta=None if f1[candidate.name] is None else f1[candidate.name] - f1[reference.name],
     )
     report.failures = judge(report)
     return report

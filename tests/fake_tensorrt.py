@@ -33,21 +33,21 @@ def make_fake_tensorrt(version: str, parse_ok: bool = True, build_ok: bool = Tru
     record = Recorder()
     trt = types.ModuleType("fake_tensorrt")
     trt.__version__ = version
-    trt.record = record  # type: ignore[attr-defined]
+    trt.record = record
 
     network_flags = ["EXPLICIT_BATCH"] if major < 11 else []
     if major >= 10:
         network_flags.append("STRONGLY_TYPED")
-    trt.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", network_flags, start=0)  # type: ignore[attr-defined]
+    trt.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", network_flags, start=0)
     builder_flags = ["DEBUG", "REFIT"]
     if major < 11:  # removed in TensorRT 11: networks are strongly typed
         builder_flags += ["FP16", "INT8"]
     if (major, minor) >= (8, 6):
         builder_flags += ["VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME"]
-    trt.BuilderFlag = enum.IntEnum("BuilderFlag", builder_flags, start=0)  # type: ignore[attr-defined]
-    trt.MemoryPoolType = enum.IntEnum("MemoryPoolType", ["WORKSPACE"], start=0)  # type: ignore[attr-defined]
+    trt.BuilderFlag = enum.IntEnum("BuilderFlag", builder_flags, start=0)
+    trt.MemoryPoolType = enum.IntEnum("MemoryPoolType", ["WORKSPACE"], start=0)
     if (major, minor) >= (8, 6):
-        trt.HardwareCompatibilityLevel = enum.IntEnum("HardwareCompatibilityLevel", ["NONE", "AMPERE_PLUS"], start=0)  # type: ignore[attr-defined]
+        trt.HardwareCompatibilityLevel = enum.IntEnum("HardwareCompatibilityLevel", ["NONE", "AMPERE_PLUS"], start=0)
 
     class Logger:
         WARNING = 2
@@ -141,5 +141,5 @@ def make_fake_tensorrt(version: str, parse_ok: bool = True, build_ok: bool = Tru
         def get_error(self, i: int) -> str:
             return self.errors[i]
 
-    trt.Logger, trt.Builder, trt.OnnxParser = Logger, Builder, OnnxParser  # type: ignore[attr-defined]
+    trt.Logger, trt.Builder, trt.OnnxParser = Logger, Builder, OnnxParser
     return trt

@@ -8,8 +8,11 @@ import sys
 
 import pytest
 from auxformer.export import tensorrt_build, verify
+from auxformer.export.backends import TorchBackend
+from auxformer.export.cases import build_cases, verification_clips
 from auxformer.export.cli import app
 from auxformer.export.onnx_export import read_manifest
+from auxformer.export.package import Source
 from auxformer.export.tensorrt_build import Gpu
 from auxformer.runtime.manifest import Manifest
 from auxformer.train.config import ModelConfig, TrainConfig
@@ -100,3 +103,15 @@ def test_help_documents_exit_codes():
     text = " ".join(result.output.split())
     for fragment in ("0 exported and verified", "1 verification failed", "3 exported and verified, but TensorRT"):
         assert fragment in text
+
+
+def test_verification_falls_back_to_synthetic_clips_without_the_corpus(run_dir):
+    source = Source.load(run_dir)
+    source.ckpt["corpus"] = str(run_dir / "moved-away")
+    clip_set = verification_clips(source, max_clips=8)
+    assert not clip_set.labelled and len(clip_set.clips) == 8 and "synthetic" in clip_set.source
+    assert {c.video_dim for c in clip_set.clips} == {16}
+    reference = TorchBackend(source.model, source.heads, ["logits", "probs", *(f"logits_{h}" for h in source.heads)])
+    cases = build_cases(clip_set, source.labels)
+    report = verify.verify(reference, reference, cases, "fp32", "m.onnx", clip_set.source, labelled=False)
+    assert report.passed and report.f1_delta is None
