@@ -118,30 +118,52 @@ class Gpu:
     compute_capability: str  # "8.7"
 
 
+# Jetson modules: their integrated GPU's compute capability (no nvidia-smi query on JetPack 5)
+JETSON_MODEL = Path("/proc/device-tree/model")
+JETSON_CAPABILITY = {"Orin": "8.7", "Xavier": "7.2", "TX2": "6.2", "Nano": "5.3", "TX1": "5.3"}
+
+
 def probe_gpu() -> Gpu | None:
-    """The first NVIDIA GPU, from nvidia-smi (datacenter) or pycuda (Jetson has no full nvidia-smi)."""
+    """The first NVIDIA GPU: from nvidia-smi (datacenter), pycuda, or a Jetson's device tree."""
+    for probe in (_nvidia_smi, _pycuda, _jetson):
+        gpu = probe()
+        if gpu is not None:
+            return gpu
+    return None
+
+
+def _nvidia_smi() -> Gpu | None:
     smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            out = subprocess.run(
-                [smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=20,
-                check=True,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            out = ""
-        if out:
-            name, _, cc = out.splitlines()[0].rpartition(",")
-            return Gpu(name.strip(), cc.strip())
+    if not smi:
+        return None
+    query = [smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    name, _, cc = out.splitlines()[0].rpartition(",") if out else ("", "", "")
+    return Gpu(name.strip(), cc.strip()) if name else None
+
+
+def _pycuda() -> Gpu | None:
     try:
         cuda = require("pycuda.driver")
         cuda.init()
         device = cuda.Device(0)
         return Gpu(device.name(), "{}.{}".format(*device.compute_capability()))
-    except Exception:  # no pycuda, no driver, no device: all mean "no GPU to build on"
+    except Exception:  # no pycuda, no driver, no device: all mean "not found this way"
         return None
+
+
+def _jetson() -> Gpu | None:
+    try:
+        model = JETSON_MODEL.read_text().strip("\x00\n ")
+    except OSError:
+        return None
+    if "NVIDIA Jetson" not in model:
+        return None
+    known = [cc for family, cc in JETSON_CAPABILITY.items() if family in model]
+    return Gpu(model, known[0] if known else "unknown")
 
 
 def import_tensorrt() -> ModuleType:

@@ -193,3 +193,17 @@ def test_missing_tensorrt_or_gpu_is_engine_unavailable(models, manifest, tmp_pat
         build_engine(
             models, tmp_path / "model.plan", manifest, PROFILE, EngineOptions(), trt=make_fake_tensorrt("10.3.0")
         )
+
+
+def test_gpu_probe_reads_a_jetson_device_tree(tmp_path, monkeypatch):
+    monkeypatch.setattr(tb, "_nvidia_smi", lambda: None)
+    monkeypatch.setattr(tb, "_pycuda", lambda: None)
+    model = tmp_path / "model"
+    monkeypatch.setattr(tb, "JETSON_MODEL", model)
+    assert tb.probe_gpu() is None  # no device tree: not a Jetson
+    model.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
+    assert tb.probe_gpu() == Gpu("NVIDIA Jetson AGX Orin Developer Kit", "8.7")
+    model.write_bytes(b"NVIDIA Jetson Next\x00")
+    assert tb.probe_gpu() == Gpu("NVIDIA Jetson Next", "unknown")  # still a GPU to build on
+    model.write_bytes(b"Raspberry Pi 4 Model B\x00")
+    assert tb.probe_gpu() is None
