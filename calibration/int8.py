@@ -22,6 +22,8 @@ from auxformer.runtime.optional import require
 from .dataset import CalibrationSet
 
 QUANTIZED_OPS = ("MatMul", "Gemm")
+# what an INT8 model must keep against fp32 PyTorch, pooled over the verification cases
+VERIFY_THRESHOLDS = {"min_agreement": 0.97, "max_f1_delta": 0.01}
 METHODS = ("minmax", "entropy", "percentile")
 
 

@@ -10,17 +10,20 @@ from masking tricks) is refused, since TensorRT and fp16 conversion handle those
 from __future__ import annotations
 
 import collections
+import logging
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import Tensor, nn
+
 from auxformer.runtime import atomic
-from auxformer.runtime.manifest import DYNAMIC_AXES, INPUTS, METADATA_KEY, Manifest, ManifestError
+from auxformer.runtime.manifest import DYNAMIC_AXES, INPUTS, Manifest
 from auxformer.runtime.optional import require
 from auxformer.train.model import AuxFormer
-from torch import Tensor, nn
 
 DEFAULT_OPSET = 18  # >= 17 for the native LayerNormalization op
 MIN_OPSET = 17
@@ -84,7 +87,6 @@ class OnnxExport:
     optimized_node_count: int  # after onnxruntime's graph optimisations (what the runtime executes)
     seconds: float
     size_bytes: int
-    notes: list[str] = field(default_factory=list)
 
 
 def export_onnx(
@@ -103,25 +105,9 @@ def export_onnx(
     args = example_inputs(model.cfg.audio_dim, model.cfg.video_dim, example_sizes)
     dims = {axis: torch.export.Dim(axis, min=1) for axis in ("batch", "audio_len", "video_len")}
     dynamic_shapes = {name: {i: dims[axis] for i, axis in enumerate(axes)} for name, axes in DYNAMIC_AXES.items()}
-    with warnings.catch_warnings(), torch.no_grad():
-        # the exporter's chatter about reused axis names and its own deprecations; the axes are
-        # checked below, which is the part that matters
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=r".*axis name.*")
-        program = torch.onnx.export(
-            wrapper,
-            args,
-            dynamo=True,
-            input_names=list(INPUTS),
-            output_names=manifest.output_names,
-            dynamic_shapes=dynamic_shapes,
-            opset_version=opset,
-            external_data=False,
-            verbose=False,
-        )
-    proto = program.model_proto
+    proto = dynamo_export(wrapper, args, list(INPUTS), manifest.output_names, dynamic_shapes, opset)
     _strip_node_metadata(proto)
-    embed_manifest(proto, manifest)
+    manifest.embed(proto)
     check_dynamic_axes(proto)
     check_ops(proto)
     onnx.checker.check_model(proto, full_check=True)
@@ -140,42 +126,59 @@ def export_onnx(
     )
 
 
-def _strip_node_metadata(proto: object) -> None:
-    for node in proto.graph.node:  # type: ignore[attr-defined]
+def dynamo_export(
+    module: nn.Module,
+    args: tuple[Tensor, ...],
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_shapes: Any,
+    opset: int,
+) -> Any:
+    """torch.onnx's dynamo exporter, quietly, to an in-memory ModelProto with the weights inside."""
+    # torch logs one warning per torchvision op it cannot register; torchvision is not used here
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad():
+        # the exporter's chatter about reused axis names and its own deprecations; callers check the
+        # axes afterwards, which is the part that matters
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*axis name.*")
+        program = torch.onnx.export(
+            module,
+            args,
+            dynamo=True,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_shapes=dynamic_shapes,
+            opset_version=opset,
+            external_data=False,
+            verbose=False,
+        )
+    return program.model_proto
+
+
+def _strip_node_metadata(proto: Any) -> None:
+    for node in proto.graph.node:
         kept = [p for p in node.metadata_props if p.key not in _DROPPED_NODE_METADATA]
         del node.metadata_props[:]
         node.metadata_props.extend(kept)
-
-
-def embed_manifest(proto: object, manifest: Manifest) -> None:
-    """Put the manifest JSON into the model's metadata under `auxformer.manifest` (replacing any)."""
-    props = proto.metadata_props  # type: ignore[attr-defined]
-    kept = [p for p in props if p.key != METADATA_KEY]
-    del props[:]
-    props.extend(kept)
-    entry = props.add()
-    entry.key, entry.value = METADATA_KEY, manifest.to_json()
 
 
 def read_manifest(path: str | Path) -> Manifest:
     """The manifest embedded in an ONNX file (onnxruntime-free; the runtime reads it through its session)."""
     onnx = require("onnx")
     proto = onnx.load_model(str(path), load_external_data=False)
-    for prop in proto.metadata_props:
-        if prop.key == METADATA_KEY:
-            return Manifest.from_json(prop.value, str(path))
-    raise ManifestError(f"{path} has no {METADATA_KEY} metadata: not exported by auxformer-export")
+    return Manifest.from_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
 
 
-def _dims(value_info: object) -> list[str | int]:
-    shape = value_info.type.tensor_type.shape  # type: ignore[attr-defined]
+def _dims(value_info: Any) -> list[str | int]:
+    shape = value_info.type.tensor_type.shape
     return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in shape.dim]
 
 
-def check_dynamic_axes(proto: object) -> None:
+def check_dynamic_axes(proto: Any) -> None:
     """Every declared dynamic axis is symbolic (named as DESIGN.md says) on every input, and the batch
     axis on every output; otherwise raise ExportError naming each axis that came out fixed."""
-    graph = proto.graph  # type: ignore[attr-defined]
+    graph = proto.graph
     problems = []
     inputs = {vi.name: _dims(vi) for vi in graph.input}
     for name, axes in DYNAMIC_AXES.items():
@@ -194,18 +197,22 @@ def check_dynamic_axes(proto: object) -> None:
         raise ExportError("dynamic axes were fixed by the export: " + "; ".join(problems))
 
 
-def check_ops(proto: object) -> None:
-    found = sorted({n.op_type for n in proto.graph.node} & FORBIDDEN_OPS)  # type: ignore[attr-defined]
+def check_ops(proto: Any) -> None:
+    found = sorted({n.op_type for n in proto.graph.node} & FORBIDDEN_OPS)
     if found:
         raise ExportError(f"the graph contains {', '.join(found)} (data-dependent shapes); rewrite the masking op")
 
 
-def ort_session(path: str | Path, optimized_path: Path | None = None) -> object:
-    """An onnxruntime CPU session with every graph optimisation on (what the runtime uses)."""
+def ort_session(path: str | Path, optimized_path: Path | None = None, threads: int = 0) -> Any:
+    """An onnxruntime CPU session with every graph optimisation on (what the runtime uses).
+    `threads` 0 keeps onnxruntime's default (one per core)."""
     ort = require("onnxruntime")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # warnings about unused initializers are noise here
+    options.intra_op_num_threads = threads
+    # idle workers sleep instead of spinning: verification shares the CPU with the PyTorch reference
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_path is not None:
         options.optimized_model_filepath = str(optimized_path)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from auxformer.export.onnx_export import ExportWrapper, export_onnx
+from auxformer.export.backends import TorchBackend
+from auxformer.export.onnx_export import export_onnx
 from auxformer.export.shapes import Profile, Range
 from auxformer.runtime.manifest import Manifest
 from auxformer.train.config import ModelConfig
@@ -93,7 +94,6 @@ def feature_batch(
 
 
 def torch_outputs(exported: Exported, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    wrapper = ExportWrapper(exported.model, exported.manifest.heads).eval()
-    with torch.no_grad():
-        outs = wrapper(*(torch.from_numpy(feeds[k]) for k in ("audio", "audio_mask", "video", "video_mask")))
-    return [o.numpy() for o in outs]
+    """The PyTorch reference outputs, in the exported model's output order."""
+    m = exported.manifest
+    return list(TorchBackend(exported.model, m.heads, m.output_names).run(feeds).values())

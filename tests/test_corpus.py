@@ -61,3 +61,14 @@ def test_undeclared_label_is_refused(tmp_path):
         out.add(_clip(0))  # "happy"
     with pytest.raises(CorpusError, match="not among the declared"):
         _ = FeatureCorpus.open(tmp_path).labels
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from auxformer.runtime import atomic
+
+    atomic.write_text(tmp_path / "x.json", "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask

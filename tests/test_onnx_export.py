@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from export_support import feature_batch, tiny_export, torch_outputs
 
 from auxformer.export.onnx_export import (
     ExportError,
@@ -17,6 +16,8 @@ from auxformer.export.onnx_export import (
     read_manifest,
 )
 from auxformer.runtime.manifest import METADATA_KEY, Manifest
+
+from .export_support import Exported, feature_batch, tiny_export, tiny_manifest, tiny_model, torch_outputs
 
 # (B, Ta, Tv): none equal to the export example (3, 29, 13); B = 1 and Tv < Ta and Tv > Ta
 SHAPES = [(1, 37, 11), (5, 301, 97), (32, 64, 200), (2, 1, 1)]
@@ -90,3 +91,26 @@ def test_bad_examples_and_opsets_are_refused(tmp_path):
     with pytest.raises(ExportError, match="opset 16"):
         export_onnx(exported.model, exported.manifest, tmp_path / "m.onnx", opset=16)
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "heads"),
+    [
+        ("audio_only", {}, ["main", "audio"]),  # the video inputs exist but feed nothing
+        ("mult", {}, ["av"]),
+        ("auxformer", {"pooling": "mean", "prediction": "mean_probs", "shared_aux_mlp": True, "aux_passes": 3}, None),
+    ],
+    ids=["audio_only", "mult", "authors-options"],
+)
+def test_variants_export_with_the_same_contract(tmp_path, name, options, heads):
+    model = tiny_model(name, **options)
+    manifest = tiny_manifest(model)
+    exported = Exported(model, manifest, export_onnx(model, manifest, tmp_path / "m.onnx").path, 0)
+    session = ort_session(exported.path)
+    assert [i.name for i in session.get_inputs()] == ["audio", "audio_mask", "video", "video_mask"]
+    expected_heads = heads or manifest.heads
+    assert [o.name for o in session.get_outputs()] == ["logits", "probs", *(f"logits_{h}" for h in expected_heads)]
+    for missing in (None, "audio", "video"):
+        feeds = feature_batch(5, 61, 23, seed=1, missing=missing)
+        for ref, out in zip(torch_outputs(exported, feeds), session.run(None, feeds), strict=True):
+            np.testing.assert_allclose(out, ref, rtol=0, atol=1e-4)

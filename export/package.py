@@ -1,0 +1,121 @@
+"""A trained run as an export source: the model, its checkpoint metadata, and the manifest
+(DESIGN.md, "Model package") that every exported file carries."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auxformer.runtime.corpus import CorpusEntry, FeatureCorpus
+from auxformer.runtime.manifest import Manifest
+from auxformer.train import checkpoint
+from auxformer.train.model import AuxFormer, count_parameters
+
+from .shapes import Profile
+
+# corpus.json keys that describe the features (the rest is provenance, kept under "settings")
+_FEATURE_KEYS = ("audio_features", "video_embedder")
+
+
+@dataclass
+class Source:
+    """What `auxformer-export RUN_OR_CHECKPOINT` starts from."""
+
+    model: AuxFormer
+    ckpt: dict[str, Any]
+    checkpoint_path: Path
+    run_dir: Path
+
+    @classmethod
+    def load(cls, run_or_checkpoint: str | Path) -> Source:
+        path = checkpoint.resolve(run_or_checkpoint)
+        model, ckpt = checkpoint.load_model(path)
+        return cls(model, ckpt, path, path.parent)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.ckpt["labels"])
+
+    @property
+    def heads(self) -> list[str]:
+        """Head names in the order of the per-head outputs `logits_<head>`."""
+        return list(self.model.head_modalities)
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        """Temperature scaling fitted on dev at the end of training (empty for older checkpoints)."""
+        return dict(self.ckpt.get("calibration") or {})
+
+    @property
+    def temperature(self) -> float:
+        return float(self.calibration.get("temperature", 1.0))
+
+    def training_entries(self, corpus: FeatureCorpus) -> list[CorpusEntry]:
+        """The corpus's clips that were in this run's training partition when `corpus` is the run's own
+        corpus (calibrating on dev or test clips would leak them into the evaluation); else all."""
+        splits = self.run_dir / "splits.csv"
+        own = self.ckpt.get("corpus")
+        if not splits.is_file() or own is None or Path(own).resolve() != corpus.root.resolve():
+            return list(corpus.entries)
+        with open(splits, newline="") as fh:
+            train = {row["clip_id"] for row in csv.DictReader(fh) if row["partition"] == "train"}
+        return [e for e in corpus.entries if e.clip_id in train]
+
+    def metrics(self) -> dict[str, Any]:
+        path = self.run_dir / "metrics.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def manifest(self, profile: Profile, precision: str = "fp32") -> Manifest:
+        cfg = self.model.cfg
+        spec = dict(self.ckpt.get("feature_spec") or {})
+        features = {
+            "audio_dim": cfg.audio_dim,
+            "video_dim": cfg.video_dim,
+            **{k: spec.pop(k, None) for k in _FEATURE_KEYS},
+            "settings": spec,
+        }
+        test = self.metrics().get("test", {})
+        return Manifest(
+            labels=self.labels,
+            features=features,
+            model={
+                "name": self.model.name,
+                "config": cfg.to_dict(),
+                "parameters": count_parameters(self.model),
+            },
+            heads=self.heads,
+            shapes=profile.to_dict(),
+            prediction={
+                "rule": cfg.prediction,
+                "temperature": self.temperature,
+                "head_temperatures": self.calibration.get("head_temperatures", {}),
+            },
+            normalization={
+                "in_graph": True,
+                "statistics": "per-dimension mean and std of the training partition's valid frames",
+                **{m: _norm_summary(getattr(self.model, f"{m}_norm")) for m in ("audio", "video")},
+            },
+            training={
+                "run": str(self.run_dir),
+                "checkpoint": str(self.checkpoint_path),
+                "corpus": self.ckpt.get("corpus"),
+                "epoch": self.ckpt.get("epoch"),
+                "dev_loss": self.ckpt.get("dev_loss"),
+                "train_config": self.ckpt.get("train_config"),
+                "length_stats": self.ckpt.get("length_stats"),
+                "test": {k: test[k] for k in ("macro_f1", "micro_f1") if k in test},
+            },
+            precision=precision,
+        )
+
+
+def _norm_summary(norm: Any) -> dict[str, Any]:
+    mean, std = norm.mean.detach(), norm.std.detach()
+    return {
+        "dims": int(mean.numel()),
+        "mean_range": [float(mean.min()), float(mean.max())],
+        "std_range": [float(std.min()), float(std.max())],
+    }

@@ -1,0 +1,223 @@
+"""`auxformer-export` end to end: checkpoint -> model.onnx -> verified -> fp16 / int8 ONNX -> verified ->
+TensorRT engine -> Triton repository. Every exported model is verified before anything is built on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.markup import escape
+
+from auxformer.calibration.dataset import CalibrationSet, write_calibration_set
+from auxformer.calibration.int8 import quantize
+from auxformer.calibration.trt_calibrator import make_entropy_calibrator, needs_legacy_calibrator
+from auxformer.runtime.corpus import CorpusError, FeatureCorpus
+from auxformer.runtime.optional import require
+
+from . import face_encoder, speed
+from .backends import Memo, OnnxRuntimeBackend, TorchBackend
+from .cases import DEFAULT_MAX_CLIPS, build_cases, verification_clips
+from .fp16 import convert_fp16
+from .onnx_export import DEFAULT_OPSET, OnnxExport, export_onnx
+from .package import Source
+from .shapes import Profile, ProfileOverrides, profile_from_stats
+from .tensorrt_build import (
+    EngineOptions,
+    EngineResult,
+    EngineUnavailable,
+    OnnxModels,
+    build_engine,
+    import_tensorrt,
+)
+from .triton import write_repository
+from .verify import Report, verify
+
+FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+ENGINE_FILE = "model.plan"
+CALIBRATION_DIR = "calibration"  # the INT8 calibration batches
+FACE_ENCODER_FILE = "face_encoder.onnx"
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    VERIFICATION_FAILED = 1  # a threshold broke; the report names the case
+    USAGE = 2  # bad options (typer's own code for usage errors)
+    NO_ENGINE = 3  # exported and verified, but no TensorRT / GPU here, so no engine
+    EXPORT_FAILED = 4  # unreadable checkpoint, a broken graph, TensorRT refused the model
+
+
+@dataclass
+class ExportRequest:
+    source: Path
+    out: Path
+    fp16: bool = False
+    int8: bool = False
+    calib: Path | None = None  # feature corpus for INT8 calibration
+    calib_clips: int = 512
+    calib_method: str = "minmax"
+    trt_calibrator: bool = False  # TensorRT < 10: implicit calibration instead of the Q/DQ model
+    opset: int = DEFAULT_OPSET
+    features: Path | None = None  # feature corpus to verify on (default: the run's dev + test clips)
+    max_clips: int = DEFAULT_MAX_CLIPS
+    triton: Path | None = None
+    profile: ProfileOverrides = field(default_factory=ProfileOverrides)
+    engine: bool = True  # build a TensorRT engine when --fp16 / --int8 asks for one
+    workspace_gib: float = 4.0
+    timing_cache: Path | None = None
+    version_compatible: bool = False
+    hardware_compatible: bool = False
+    face_weights: Path | None = None
+    threads: int = 0  # CPU threads for PyTorch and onnxruntime during verification (0: their defaults)
+
+    @property
+    def precisions(self) -> list[str]:
+        return ["fp32", *(["fp16"] if self.fp16 else []), *(["int8"] if self.int8 else [])]
+
+
+@dataclass
+class ExportOutcome:
+    onnx: OnnxExport
+    reports: dict[str, Report] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    engine: EngineResult | None = None
+    no_engine: str | None = None  # why no engine was built, when one was asked for
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if any(not r.passed for r in self.reports.values()):
+            return ExitCode.VERIFICATION_FAILED
+        if self.no_engine is not None:
+            return ExitCode.NO_ENGINE
+        return ExitCode.OK
+
+
+def calibration_set(request: ExportRequest, source: Source, profile: Profile) -> CalibrationSet:
+    """A stratified sample of --calib (its training-partition clips when it is the run's corpus),
+    written beside the models as padded batches: the Q/DQ quantiser and TensorRT < 10 both read it."""
+    corpus = FeatureCorpus.open(request.calib)
+    entries = source.training_entries(corpus)
+    return write_calibration_set(
+        corpus, request.out / CALIBRATION_DIR, entries, n=request.calib_clips, batch_size=profile.batch.opt
+    )
+
+
+def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
+    if request.int8 and (request.calib is None or not (request.calib / "manifest.csv").is_file()):
+        # fail before minutes of work, not after
+        raise CorpusError(f"--int8 needs --calib FEATURES, a feature corpus folder; got {request.calib}")
+    source = Source.load(request.source)
+    profile = profile_from_stats(source.ckpt.get("length_stats") or {}, request.profile)
+    manifest = source.manifest(profile)
+    out = request.out
+
+    exported = export_onnx(source.model, manifest, out / FILES["fp32"], opset=request.opset)
+    console.print(
+        f"[bold]{exported.path}[/]: {exported.node_count} nodes ({exported.optimized_node_count} after onnxruntime's "
+        f"optimisations), opset {exported.opset}, {exported.size_bytes / 1e6:.1f} MB, "
+        f"exported in {exported.seconds:.1f}s"
+    )
+    outcome = ExportOutcome(exported, files=[exported.path])
+
+    if request.threads:
+        torch.set_num_threads(request.threads)
+    clip_set = verification_clips(source, request.features, request.max_clips)
+    cases = build_cases(clip_set, source.labels)
+    reference = Memo(TorchBackend(source.model, manifest.heads, manifest.output_names, manifest.temperature))
+    models = {"fp32": exported.path}
+    for precision in request.precisions:
+        if precision == "fp16":
+            models["fp16"] = convert_fp16(exported.path, out / FILES["fp16"]).path
+        elif precision == "int8":
+            calib = calibration_set(request, source, profile)
+            info = quantize(exported.path, calib, out / FILES["int8"], request.calib_method)
+            models["int8"] = out / FILES["int8"]
+            console.print(
+                f"[bold]{models['int8']}[/]: {info.quantized_nodes} MatMul/Gemm inputs quantised "
+                f"({info.method} calibration on {info.clips} clips) in {info.seconds:.0f}s"
+            )
+        candidate = OnnxRuntimeBackend(models[precision], f"onnxruntime {precision}", request.threads)
+        report = verify(reference, candidate, cases, precision, models[precision], clip_set.source, clip_set.labelled)
+        if precision != "fp32":
+            report.speed = speed.compare(
+                {"fp32": models["fp32"], precision: models[precision]}, cases[0].batches[0].feeds
+            )
+        saved = report.save(out / models[precision].name.replace(".onnx", ".verify.json"))
+        console.print(report.table())
+        for failure in report.failures:
+            console.print(f"[red]verification failed[/]: {escape(failure)}")
+        outcome.reports[precision] = report
+        outcome.files += [saved] if precision == "fp32" else [models[precision], saved]
+
+    if request.engine and (request.fp16 or request.int8):
+        _engine(request, outcome, models, manifest, profile, console)
+    if manifest.features.get("video_embedder") == face_encoder.EMBEDDER:
+        _face_encoder(request, outcome, console)
+    if request.triton is not None:
+        plan = outcome.engine.plan if outcome.engine else None
+        outcome.files += write_repository(request.triton, manifest, profile, exported.path, plan)
+    return outcome
+
+
+def _engine(
+    request: ExportRequest,
+    outcome: ExportOutcome,
+    models: dict[str, Path],
+    manifest: Any,
+    profile: Profile,
+    console: Console,
+) -> None:
+    if outcome.exit_code == ExitCode.VERIFICATION_FAILED:
+        console.print("no TensorRT engine: verification failed, so there is nothing trustworthy to build from")
+        return
+    options = EngineOptions(
+        precision="int8" if request.int8 else "fp16",
+        workspace_gib=request.workspace_gib,
+        timing_cache=request.timing_cache,
+        version_compatible=request.version_compatible,
+        hardware_compatible=request.hardware_compatible,
+    )
+    try:
+        calibrator = _legacy_calibrator(request, profile, console) if request.int8 and request.trt_calibrator else None
+        result = build_engine(
+            OnnxModels(**models), request.out / ENGINE_FILE, manifest, profile, options, calibrator=calibrator
+        )
+    except EngineUnavailable as err:
+        outcome.no_engine = str(err)
+        verified = ", ".join(p.name for p in models.values())
+        console.print(f"[yellow]no TensorRT engine[/]: {escape(str(err))}; {verified} written and verified")
+        return
+    outcome.engine = result
+    outcome.files += [result.plan, result.sidecar]
+    engine = result.manifest.engine or {}
+    console.print(
+        f"[bold]{result.plan}[/]: TensorRT {engine.get('tensorrt_version')} on {engine.get('gpu')} "
+        f"(sm {engine.get('compute_capability')}), {options.precision}, built in {result.seconds:.0f}s"
+    )
+
+
+def _legacy_calibrator(request: ExportRequest, profile: Profile, console: Console) -> Any:
+    """TensorRT < 10: an entropy calibrator over the calibration batches, at the profile's opt shape."""
+    trt = import_tensorrt()
+    if not needs_legacy_calibrator(trt.__version__):
+        console.print(f"TensorRT {trt.__version__} builds INT8 from the Q/DQ model; --trt-calibrator is for < 10")
+        return None
+    require("pycuda.autoinit")  # the calibrator's device buffers need a current CUDA context
+    shape = (profile.batch.opt, profile.audio_len.opt, profile.video_len.opt)
+    calib = CalibrationSet.open(request.out / CALIBRATION_DIR)
+    return make_entropy_calibrator(calib, shape, request.out / "calibration.cache")
+
+
+def _face_encoder(request: ExportRequest, outcome: ExportOutcome, console: Console) -> None:
+    if request.face_weights is None:
+        console.print(
+            f"[yellow]{FACE_ENCODER_FILE} not written[/]: the model reads {face_encoder.EMBEDDER} features; "
+            "pass --face-weights (a VGG-Face state dict) to export the embedder too"
+        )
+        return
+    path = face_encoder.export_face_encoder(request.face_weights, request.out / FACE_ENCODER_FILE, request.opset)
+    outcome.files.append(path)
+    console.print(f"[bold]{path}[/]: {face_encoder.EMBEDDER} embedder, dynamic batch of frames")
