@@ -74,9 +74,13 @@ def quantize(
     reader = _Reader(calib, input_names)
     # the calibrator writes its augmented model next to its inputs: keep that out of the user's folder
     with tempfile.TemporaryDirectory(prefix="auxformer-int8-") as tmp:
-        out_tmp = Path(tmp) / "model.int8.onnx"
+        # onnxruntime's recommended pre-pass (shape inference, graph clean-up); its symbolic shape
+        # inference cannot follow the dynamo graph's dynamic Unsqueeze axes, plain ONNX inference can
+        prepared, out_tmp = Path(tmp) / "model.pre.onnx", Path(tmp) / "model.int8.onnx"
+        shape_inference = require("onnxruntime.quantization.shape_inference")
+        shape_inference.quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
         q.quantize_static(
-            str(onnx_path),
+            str(prepared),
             str(out_tmp),
             reader,
             quant_format=q.QuantFormat.QDQ,
