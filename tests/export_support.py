@@ -1,0 +1,98 @@
+"""Shared helpers of the export tests: a tiny AuxFormer (fast to export on a 2-core CPU) exported
+once per test process, and feature batches at chosen shapes."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from auxformer.export.onnx_export import ExportWrapper, export_onnx
+from auxformer.export.shapes import Profile, Range
+from auxformer.runtime.manifest import Manifest
+from auxformer.train.config import ModelConfig
+from auxformer.train.model import AuxFormer, build_model
+
+LABELS = ["anger", "happy", "neutral", "sad"]
+VIDEO_DIM = 16
+PROFILE = Profile(Range(1, 4, 32), Range(1, 64, 320), Range(1, 20, 208))
+
+
+def tiny_model(name: str = "auxformer", seed: int = 0, **overrides: object) -> AuxFormer:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(num_classes=len(LABELS), video_dim=VIDEO_DIM, d_model=20, num_heads=2, num_layers=1, **overrides)
+    model = build_model(name, cfg)
+    g = torch.Generator().manual_seed(seed + 1)
+    # non-trivial statistics, so a graph that skipped the in-graph normalisation would disagree
+    model.set_normalization(
+        {
+            m: (torch.randn(dim, generator=g), torch.rand(dim, generator=g) + 0.5)
+            for m, dim in (("audio", 130), ("video", VIDEO_DIM))
+        }
+    )
+    return model.eval()
+
+
+def tiny_manifest(model: AuxFormer) -> Manifest:
+    return Manifest(
+        labels=LABELS,
+        features={"audio_dim": 130, "video_dim": VIDEO_DIM, "video_embedder": "test"},
+        model={"name": model.name, "config": model.cfg.to_dict()},
+        heads=list(model.head_modalities),
+        shapes=PROFILE.to_dict(),
+    )
+
+
+@dataclass
+class Exported:
+    model: AuxFormer
+    manifest: Manifest
+    path: Path
+    node_count: int
+
+
+def scratch_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="auxformer-export-test-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+@functools.cache
+def tiny_export() -> Exported:
+    """The tiny model exported once per test process (an export takes seconds)."""
+    model = tiny_model()
+    manifest = tiny_manifest(model)
+    result = export_onnx(model, manifest, scratch_dir() / "model.onnx")
+    return Exported(model, manifest, result.path, result.node_count)
+
+
+def feature_batch(
+    batch: int, audio_len: int, video_len: int, seed: int = 0, missing: str | None = None
+) -> dict[str, np.ndarray]:
+    """Random features with ragged valid lengths (a padded batch); `missing` blanks one modality."""
+    rng = np.random.default_rng(seed)
+    out = {
+        "audio": rng.standard_normal((batch, audio_len, 130)).astype(np.float32),
+        "video": rng.standard_normal((batch, video_len, VIDEO_DIM)).astype(np.float32),
+    }
+    for m, t in (("audio", audio_len), ("video", video_len)):
+        lengths = rng.integers(1, t + 1, batch)
+        lengths[0] = t  # one clip spans the whole padded length
+        mask = np.arange(t)[None, :] < lengths[:, None]
+        if m == missing:
+            mask[:] = False
+        out[f"{m}_mask"] = mask
+        out[m] *= mask[..., None]
+    return out
+
+
+def torch_outputs(exported: Exported, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    wrapper = ExportWrapper(exported.model, exported.manifest.heads).eval()
+    with torch.no_grad():
+        outs = wrapper(*(torch.from_numpy(feeds[k]) for k in ("audio", "audio_mask", "video", "video_mask")))
+    return [o.numpy() for o in outs]
