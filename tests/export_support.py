@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from auxformer.export.onnx_export import ExportWrapper, export_onnx
 from auxformer.export.shapes import Profile, Range
 from auxformer.runtime.manifest import Manifest

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from export_support import feature_batch, tiny_export, torch_outputs
+
 from auxformer.export.onnx_export import (
     ExportError,
     check_dynamic_axes,
@@ -15,7 +17,6 @@ from auxformer.export.onnx_export import (
     read_manifest,
 )
 from auxformer.runtime.manifest import METADATA_KEY, Manifest
-from export_support import feature_batch, tiny_export, torch_outputs
 
 # (B, Ta, Tv): none equal to the export example (3, 29, 13); B = 1 and Tv < Ta and Tv > Ta
 SHAPES = [(1, 37, 11), (5, 301, 97), (32, 64, 200), (2, 1, 1)]
