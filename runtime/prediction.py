@@ -75,10 +75,10 @@ class Decoder:
     def __init__(self, manifest: Manifest):
         self.labels = list(manifest.labels)
         self.temperature = manifest.temperature
-        if self.temperature <= 0:
-            raise ManifestError(f"prediction.temperature must be > 0, got {self.temperature}")
         head_t = manifest.prediction.get("head_temperatures") or {}
         self.head_temperatures = {h: float(head_t.get(h, 1.0)) for h in manifest.heads}
+        if min(self.temperature, *self.head_temperatures.values()) <= 0:
+            raise ManifestError(f"temperatures must be > 0, the manifest has {manifest.prediction}")
         self.head_modalities = head_modalities(manifest)
 
     def decode(
