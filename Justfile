@@ -16,4 +16,4 @@ lint:
 
 # side-by-side benchmarks, printed as ratios
 bench:
-    @echo "no benchmarks yet"
+    python benchmarks/bench_inference.py

@@ -5,5 +5,16 @@ Importing this package must never import torch: it is what other applications em
 
 from .contracts import AUDIO_DIM, ClipFeatures, FeatureError, Status
 from .manifest import Manifest, ManifestError
+from .prediction import Prediction
+from .session import Session
 
-__all__ = ["AUDIO_DIM", "ClipFeatures", "FeatureError", "Manifest", "ManifestError", "Status"]
+__all__ = [
+    "AUDIO_DIM",
+    "ClipFeatures",
+    "FeatureError",
+    "Manifest",
+    "ManifestError",
+    "Prediction",
+    "Session",
+    "Status",
+]

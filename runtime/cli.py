@@ -1,17 +1,109 @@
-"""`auxformer-infer` (placeholder until the runtime issue lands)."""
+"""`auxformer-infer CLIPS... --model model.onnx | --engine model.plan`: predictions for a folder of clips."""
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-app = typer.Typer(help="Batched emotion recognition on video clips with an exported AuxFormer.", add_completion=False)
+from .backend import DEVICES_HELP, BackendError
+from .infer import INPUT_SUFFIXES, InferOptions, find_inputs, make_jobs, run
+from .manifest import ManifestError
+from .optional import MissingDependency
+from .results import CSV, JSONL
+from .session import DEFAULT_BATCH_SIZE, Session
+
+EXIT_CODES = """Exit codes: 0 every file has a row (clips that could not be predicted say why in theirs);
+1 no input files found; 2 bad usage or a model / front end that cannot run these clips."""
+
+app = typer.Typer(
+    help="Batched emotion recognition on video and audio clips with an exported AuxFormer.",
+    add_completion=False,
+    rich_markup_mode=None,
+)
 
 
-@app.command()
-def infer() -> None:
-    """Not built yet."""
-    typer.echo("auxformer-infer: not built yet")
-    raise typer.Exit(2)
+class Modality(str, Enum):
+    audio = "audio"
+    video = "video"
+
+
+@app.command(epilog=EXIT_CODES)
+def infer(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            help=f"clip files or folders (walked recursively for {', '.join(sorted(INPUT_SUFFIXES))})",
+        ),
+    ],
+    model: Annotated[Path | None, typer.Option(help="an exported model.onnx (onnxruntime)")] = None,
+    engine: Annotated[Path | None, typer.Option(help="a TensorRT model.plan (with model.plan.json beside it)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="clips per inference batch")] = DEFAULT_BATCH_SIZE,
+    workers: Annotated[int, typer.Option(min=0, help="feature extraction processes (0: one per core)")] = 0,
+    missing: Annotated[
+        Modality | None, typer.Option(help="remove this modality from every clip (robustness checks)")
+    ] = None,
+    out: Annotated[Path, typer.Option(help=f"folder for {JSONL} and {CSV}")] = Path("predictions"),
+    device: Annotated[str, typer.Option(help=DEVICES_HELP)] = "auto",
+    threads: Annotated[int, typer.Option(min=0, help="onnxruntime intra-op threads (0: its default)")] = 0,
+    cache: Annotated[bool, typer.Option(help="reuse features of files seen before (keyed by content)")] = True,
+    cache_dir: Annotated[Path | None, typer.Option(help="feature cache folder (default: the user cache)")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Find the clips under INPUTS, extract their features (worker pool, feature cache) while inference
+    runs on the clips already extracted, and write one prediction row per file to OUT/predictions.jsonl
+    and OUT/predictions.csv (path, label, probabilities, modalities present, status, timing)."""
+    console = Console()
+    if (model is None) == (engine is None):
+        raise typer.BadParameter("give exactly one of --model model.onnx or --engine model.plan", param_hint="--model")
+    files, skipped = find_inputs(inputs)
+    if not files:
+        console.print(f"no clips found under {', '.join(map(str, inputs))} ({skipped} other files)")
+        raise typer.Exit(1)
+    jobs = make_jobs(files, inputs)
+    options = InferOptions(
+        batch_size=batch_size,
+        workers=workers,
+        missing=missing.value if missing else None,
+        cache=cache,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    try:
+        session = Session.load(
+            model or engine,  # type: ignore[arg-type]
+            backend="onnxruntime" if model else "tensorrt",
+            device=device,
+            threads=threads,
+        )
+    except (ManifestError, MissingDependency, BackendError, ValueError, FileNotFoundError) as err:
+        console.print(f"error: {err}")
+        raise typer.Exit(2) from err
+    console.print(f"{len(files)} clips ({skipped} other files skipped), model: {session.name}")
+    bar = Progress(
+        TextColumn("{task.description:>12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress,
+    )
+    tasks = {stage: bar.add_task(stage, total=len(jobs)) for stage in ("extracted", "predicted")}
+    try:
+        with bar:
+            summary = run(session, jobs, out, options, lambda stage, n: bar.advance(tasks[stage], n))
+    except (ManifestError, MissingDependency) as err:
+        console.print(f"error: {err}")
+        raise typer.Exit(2) from err
+    finally:
+        session.close()
+    summary.print(console)
 
 
 def main() -> None:

@@ -1,0 +1,171 @@
+"""What `Session.predict` accepts as a clip, turned into ClipFeatures.
+
+- ClipFeatures (from the media front end, a corpus, or your own extractor);
+- a mapping of arrays: `audio [Ta,130]`, `video [Tv,Dv]`, optional `audio_mask` / `video_mask`
+  (all true when left out) and `clip_id`;
+- a path: a `.npz` feature file (the corpus format: the four arrays) or a media file, which goes
+  through the media front end (`auxformer.runtime.features`) with the feature settings the model
+  was trained with (recorded in its manifest).
+
+Bad input from a file never raises here: it becomes a failed clip with a reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .contracts import AUDIO_DIM, ClipFeatures, FeatureError, Status
+from .manifest import Manifest, ManifestError
+from .optional import MissingDependency
+
+ClipInput = ClipFeatures | str | os.PathLike | Mapping[str, Any]
+FEATURE_SUFFIXES = (".npz",)
+ARRAY_KEYS = ("audio", "audio_mask", "video", "video_mask")
+
+
+def from_arrays(arrays: Mapping[str, Any], clip_id: str) -> ClipFeatures:
+    """ClipFeatures from arrays; a mask that is left out marks every frame valid."""
+    missing = [k for k in ("audio", "video") if k not in arrays]
+    if missing:
+        raise FeatureError(f"{clip_id}: arrays need {missing} (and may have audio_mask / video_mask)")
+    audio, video = np.asarray(arrays["audio"]), np.asarray(arrays["video"])
+    return ClipFeatures(
+        str(arrays.get("clip_id", clip_id)),
+        audio,
+        arrays.get("audio_mask", np.ones(len(audio), bool)),
+        video,
+        arrays.get("video_mask", np.ones(len(video), bool)),
+    )
+
+
+def failed_clip(clip_id: str, reason: str, source: str | None, video_dim: int) -> ClipFeatures:
+    return ClipFeatures(
+        clip_id,
+        np.zeros((0, AUDIO_DIM), np.float32),
+        np.zeros(0, bool),
+        np.zeros((0, video_dim), np.float32),
+        np.zeros(0, bool),
+        status=Status.FAILED,
+        reason=reason,
+        info={"source": source},
+    )
+
+
+def load_npz(path: str | Path, clip_id: str | None = None) -> ClipFeatures:
+    """A `.npz` feature file; a file that cannot be read as one comes back as a failed clip."""
+    path = Path(path)
+    clip_id = clip_id or path.stem
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in ARRAY_KEYS if k in data}
+        clip = from_arrays(arrays, clip_id)
+    except Exception as err:  # a damaged file (zip, pickle, shape errors) is this clip's failure, not the batch's
+        return failed_clip(clip_id, f"not a feature file: {type(err).__name__}: {err}", str(path), 0)
+    clip.info["source"] = str(path)
+    return clip
+
+
+def front_end_module() -> ModuleType:
+    """`auxformer.runtime.features`, or a MissingDependency saying how to get it."""
+    name = f"{__package__}.features"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name != name:
+            raise
+        raise MissingDependency(
+            "media files need the media front end (auxformer.runtime.features), which this install lacks; "
+            "pass features (.npz files, arrays or ClipFeatures) instead"
+        ) from err
+
+
+def settings_for(manifest: Manifest, settings: Any = None) -> Any:
+    """The front end's FeatureSettings for this model: `settings` if given (checked against the model),
+    else the ones recorded in the manifest, else the defaults for the model's video embedder."""
+    features = front_end_module()
+    if settings is None:
+        recorded = manifest.features.get("feature_settings") or (manifest.features.get("settings") or {}).get(
+            "feature_settings"
+        )
+        embedder = manifest.features.get("video_embedder")
+        try:
+            if recorded:
+                settings = features.FeatureSettings.from_dict(recorded)
+            else:
+                settings = features.FeatureSettings(**({"video_embedder": embedder} if embedder else {}))
+        except (TypeError, ValueError) as err:
+            raise ManifestError(
+                f"the model's video features ({embedder!r}) cannot be made by the media front end ({err}): "
+                "extract features yourself and pass arrays"
+            ) from err
+    check_settings(manifest, settings)
+    return settings
+
+
+def check_settings(manifest: Manifest, settings: Any) -> None:
+    """Refuse front-end settings whose features differ from the ones the model was trained on."""
+    spec = settings.feature_spec()
+    if int(spec["video_dim"]) != manifest.video_dim:
+        raise ManifestError(
+            f"the front end's {spec['video_embedder']!r} embedder makes {spec['video_dim']}-dim video features, "
+            f"the model expects {manifest.video_dim} ({manifest.features.get('video_embedder', '?')} embedder)"
+        )
+    wanted = manifest.features.get("video_embedder")
+    if wanted is not None and spec["video_embedder"] != wanted:
+        raise ManifestError(
+            f"the front end embeds faces with {spec['video_embedder']!r}, the model was trained on {wanted!r}"
+        )
+
+
+class FrontEnd:
+    """Media files -> ClipFeatures in this process, with the model's feature settings.
+
+    Built on first use (so feature arrays never need the media packages); one extraction at a time,
+    since the extractor's stages (openSMILE, OpenCV, its timers) are not meant for concurrent calls."""
+
+    def __init__(self, manifest: Manifest, settings: Any = None):
+        self.manifest = manifest
+        self._given = settings
+        self._settings: Any = None
+        self._extractor: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Any:
+        """The FeatureSettings in use (checked against the manifest); resolved on first use."""
+        if self._settings is None:
+            self._settings = settings_for(self.manifest, self._given)
+        return self._settings
+
+    def __call__(self, path: str | Path, clip_id: str) -> ClipFeatures:
+        with self._lock:
+            if self._extractor is None:
+                self._extractor = front_end_module().FeatureExtractor(self.settings)
+            return self._extractor(path, clip_id)
+
+
+def resolve(item: ClipInput, index: int, front_end: FrontEnd, video_dim: int) -> ClipFeatures:
+    """One input as ClipFeatures. Files that fail become failed clips; arrays that break the feature
+    contract raise FeatureError (the caller's bug, not the data's)."""
+    if isinstance(item, ClipFeatures):
+        return item
+    if isinstance(item, Mapping):
+        return from_arrays(item, f"clip{index}")
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(item)
+        if path.suffix.lower() in FEATURE_SUFFIXES:
+            return load_npz(path)
+        if not path.is_file():
+            return failed_clip(path.stem, "no such file", str(path), video_dim)
+        clip = front_end(path, path.stem)
+        clip.info.setdefault("source", str(path))
+        return clip
+    raise TypeError(f"a clip is ClipFeatures, a mapping of arrays or a path, got {type(item).__name__}")

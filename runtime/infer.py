@@ -1,0 +1,216 @@
+"""A folder of clips -> predictions: files are found, features extracted in a process pool (with the
+feature cache) while inference runs on the clips already extracted, and every file gets a row.
+
+The producer thread drives the media front end's pool (`extract_pool.extract_many`); the calling
+thread gathers ready clips and predicts them as soon as a batch is there (more at once when more are
+waiting, so bucketing has clips of similar length to group). `.npz` feature files skip extraction.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .clip_inputs import FEATURE_SUFFIXES, failed_clip, load_npz
+from .contracts import ClipFeatures
+from .manifest import ManifestError
+from .prediction import Prediction
+from .results import RunSummary, write_predictions
+from .session import Session
+
+MEDIA_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".wmv", ".mpg", ".mpeg", ".3gp"}
+    | {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"}
+)
+INPUT_SUFFIXES = MEDIA_SUFFIXES | set(FEATURE_SUFFIXES)
+
+
+@dataclass
+class InferOptions:
+    batch_size: int = 16
+    workers: int = 0  # feature extraction processes; 0: one per core
+    missing: str | None = None
+    cache: bool = True  # use the feature cache (content + settings keyed)
+    cache_dir: Path | None = None  # None: the front end's default folder
+    window: int = 4  # at most this many batches of ready clips are bucketed together
+    progress: bool = True
+
+
+@dataclass
+class Job:
+    index: int
+    path: Path
+    clip_id: str
+
+
+@dataclass
+class _Ready:
+    job: Job
+    clip: ClipFeatures
+    extract_s: float
+    cached: bool = False
+
+
+@dataclass
+class _Stages:
+    extract_wall: float = 0.0  # producer: first request to last clip (overlaps inference)
+    extract_sum: float = 0.0  # per-clip extraction seconds, added up over the workers
+    wait: float = 0.0  # inference waiting for features
+    infer: float = 0.0
+    cached: int = 0
+    errors: list[BaseException] = field(default_factory=list)
+
+
+def find_inputs(paths: list[Path]) -> tuple[list[Path], int]:
+    """Media and `.npz` files under `paths` (folders walked recursively, hidden names skipped), sorted;
+    and how many other files were passed over."""
+    found, skipped = [], 0
+    for root in paths:
+        candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for p in candidates:
+            hidden = any(part.startswith(".") for part in p.relative_to(root).parts) if p != root else False
+            if hidden:
+                continue
+            if p.suffix.lower() in INPUT_SUFFIXES:
+                found.append(p)
+            else:
+                skipped += 1
+    return found, skipped
+
+
+def make_jobs(files: list[Path], roots: list[Path]) -> list[Job]:
+    """Clip ids are paths relative to the folder given (unique, unlike stems)."""
+    jobs = []
+    for i, path in enumerate(files):
+        root = next((r for r in roots if r.is_dir() and path.is_relative_to(r)), path.parent)
+        jobs.append(Job(i, path, path.relative_to(root).as_posix()))
+    return jobs
+
+
+def _produce(jobs: list[Job], session: Session, options: InferOptions, out: queue.Queue, stages: _Stages) -> None:
+    t0 = time.perf_counter()
+    try:
+        for job in jobs:
+            if job.path.suffix.lower() in FEATURE_SUFFIXES:
+                t = time.perf_counter()
+                clip = load_npz(job.path, job.clip_id)
+                out.put(_Ready(job, clip, time.perf_counter() - t))
+        media = [j for j in jobs if j.path.suffix.lower() not in FEATURE_SUFFIXES]
+        if media:
+            for job, clip in zip(media, _extract(media, session, options), strict=True):
+                cached = bool(clip.info.get("cached"))
+                out.put(_Ready(job, clip, 0.0 if cached else float(clip.info.get("seconds", 0.0)), cached))
+    except BaseException as err:  # handed to the consumer, which re-raises it in the calling thread
+        stages.errors.append(err)
+    finally:
+        stages.extract_wall = time.perf_counter() - t0
+        out.put(None)
+
+
+def _extract(media: list[Job], session: Session, options: InferOptions) -> Iterator[ClipFeatures]:
+    from .extract_pool import extract_many  # the media front end: only needed for media files
+
+    cache_dir = None
+    if options.cache:
+        from .feature_cache import default_cache_dir
+
+        cache_dir = options.cache_dir or default_cache_dir()
+    jobs = [(str(j.path), j.clip_id) for j in media]
+    return extract_many(jobs, session.front_end.settings, options.workers, cache_dir, progress=False)
+
+
+def _checked(clip: ClipFeatures, session: Session) -> ClipFeatures:
+    """Features from a file that do not fit the model fail that file, not the run."""
+    if not clip.status.usable:
+        return clip
+    try:
+        session.manifest.check_features(clip)
+    except ManifestError as err:
+        return failed_clip(clip.clip_id, str(err), clip.info.get("source"), session.manifest.video_dim)
+    return clip
+
+
+def check_front_end(jobs: list[Job], session: Session) -> None:
+    """Fail before any work when media files are there but the front end cannot make this model's features."""
+    if any(j.path.suffix.lower() not in FEATURE_SUFFIXES for j in jobs):
+        _ = session.front_end.settings  # raises MissingDependency / ManifestError saying why
+
+
+def run(
+    session: Session,
+    jobs: list[Job],
+    out_dir: Path,
+    options: InferOptions,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> RunSummary:
+    """Predict every job, write `predictions.jsonl` / `.csv` into `out_dir`, return the summary.
+
+    `on_progress(stage, n)` is told of each clip extracted ("extracted") and predicted ("predicted")."""
+    check_front_end(jobs, session)
+    notify = on_progress or (lambda stage, n: None)
+    t_start = time.perf_counter()
+    stages = _Stages()
+    ready: queue.Queue[_Ready | None] = queue.Queue(maxsize=max(64, 4 * options.window * options.batch_size))
+    producer = threading.Thread(target=_produce, args=(jobs, session, options, ready, stages), daemon=True)
+    producer.start()
+    rows: dict[int, tuple[Job, Prediction, _Ready]] = {}
+    pending: list[_Ready] = []
+
+    def flush() -> None:
+        for item in pending:
+            item.clip = _checked(item.clip, session)
+        t = time.perf_counter()
+        predictions = session.predict([r.clip for r in pending], options.batch_size, options.missing)
+        stages.infer += time.perf_counter() - t
+        for item, prediction in zip(pending, predictions, strict=True):
+            prediction.source = str(item.job.path)
+            prediction.timing["extract"] = item.extract_s
+            rows[item.job.index] = (item.job, prediction, item)
+        notify("predicted", len(pending))
+        pending.clear()
+
+    while True:
+        enough = len(pending) >= options.batch_size
+        t = time.perf_counter()
+        try:
+            item = ready.get(block=not enough)
+        except queue.Empty:  # a batch is ready and nothing else is: predict now, extraction goes on
+            flush()
+            continue
+        stages.wait += time.perf_counter() - t
+        if item is None:
+            break
+        stages.cached += item.cached
+        stages.extract_sum += item.extract_s
+        pending.append(item)
+        notify("extracted", 1)
+        if len(pending) >= options.window * options.batch_size:
+            flush()
+    if pending:
+        flush()
+    producer.join()
+    if stages.errors:
+        raise stages.errors[0]
+    t_write = time.perf_counter()
+    ordered = [rows[i] for i in sorted(rows)]
+    items = [(job.path, prediction, item.cached) for job, prediction, item in ordered]
+    files = write_predictions(out_dir, items, session.labels, session.manifest.heads)
+    total = time.perf_counter() - t_start
+    return RunSummary.build(
+        [p for _, p, _ in ordered],
+        backend=session.name,
+        seconds=total,
+        stages={
+            "extract (wall, overlapped)": stages.extract_wall,
+            "extract (sum over workers)": stages.extract_sum,
+            "waiting for features": stages.wait,
+            "inference": stages.infer,
+            "writing": time.perf_counter() - t_write,
+        },
+        cached=stages.cached,
+        files=files,
+    )

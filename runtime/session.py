@@ -1,0 +1,184 @@
+"""`Session`: an exported AuxFormer (ONNX or TensorRT) that predicts emotions for clips, in batches.
+
+    from auxformer.runtime import Session
+
+    session = Session.load("exports/demo/model.onnx")          # or model.plan (TensorRT)
+    for p in session.predict(["a.mp4", "b.wav", clip_features], batch_size=16):
+        print(p.clip_id, p.status.value, p.label, p.probabilities, p.present)
+
+Never imports torch. See `predict` for what a clip may be, how batches are formed, and what a
+Prediction holds; see the class docstring for thread safety.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .backend import Backend, open_backend
+from .batching import pad_batch
+from .bucketing import plan_batches
+from .clip_inputs import ClipInput, FrontEnd, resolve, settings_for
+from .contracts import MODALITIES, ClipFeatures, Status
+from .manifest import Manifest, ManifestError
+from .prediction import Decoder, Prediction, failed
+
+DEFAULT_BATCH_SIZE = 16
+NOTHING_PRESENT = "neither audio nor a face in this clip: nothing to predict from"
+
+
+class Session:
+    """An exported model ready to predict.
+
+    Thread safety: one Session may serve `predict` calls from several threads at once, and each
+    call's results are the ones it would get alone. onnxruntime's `InferenceSession.run` is
+    thread-safe and runs concurrent calls in parallel; a TensorRT execution context is not, so the
+    TensorRT backend runs one batch at a time under a lock (one context, one stream, reused buffers).
+    Media files given as paths are decoded one at a time per Session (the extractor is not
+    reentrant); for throughput, extract in a process pool (`auxformer-infer` does) and pass features.
+    """
+
+    def __init__(self, backend: Backend, features: Any = None):
+        self.backend = backend
+        self.manifest: Manifest = backend.manifest
+        self.decoder = Decoder(self.manifest)
+        self.front_end = FrontEnd(self.manifest, features)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        backend: str = "auto",
+        providers: list | None = None,
+        device: str = "auto",
+        threads: int = 0,
+        features: Any = None,
+    ) -> Session:
+        """Open `path` (`.onnx` -> onnxruntime with TensorRT / CUDA / CPU providers as available, in
+        that order, unless `providers` says otherwise; `.plan` -> TensorRT, with `model.plan.json` beside it).
+
+        The model's inputs and outputs are checked against its manifest; `features` (the media front
+        end's FeatureSettings) are checked against the features the model was trained on. Either
+        mismatch raises ManifestError saying why. `threads`: onnxruntime intra-op threads (0: its default).
+        """
+        session = cls(open_backend(path, backend, providers, device, threads), features)
+        if features is not None:
+            settings_for(session.manifest, features)
+        return session
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest.labels)
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def predict(
+        self, clips: Iterable[ClipInput], batch_size: int = DEFAULT_BATCH_SIZE, missing: str | None = None
+    ) -> list[Prediction]:
+        """One Prediction per clip, in the order given.
+
+        A clip is ClipFeatures, a mapping of arrays (`audio`, `video`, optional masks and `clip_id`),
+        or a path (a media file, through the media front end, or a `.npz` feature file). Clips are
+        sorted by length and cut into batches of at most `batch_size` (within the engine's profile),
+        right-padded with masks marking the padding; a missing modality is an all-false mask. Masks
+        make each clip's result independent of the batch it lands in.
+
+        `missing="audio"` or `"video"` removes that modality from every clip (robustness checks).
+
+        Never raises for bad data from a file: the clip's Prediction has status `failed` (or `empty`
+        when neither modality is present) and a reason. Raises ManifestError for ClipFeatures or
+        arrays that do not match the model (wrong feature dims), since that is the caller's bug.
+        """
+        if missing not in (None, *MODALITIES):
+            raise ValueError(f"missing must be None, 'audio' or 'video', got {missing!r}")
+        results: list[Prediction | None] = []
+        runnable: list[tuple[int, ClipFeatures]] = []
+        extract_s: dict[int, float] = {}  # seconds spent reading / extracting clips given as paths
+        for index, item in enumerate(clips):
+            t0 = time.perf_counter()
+            clip = resolve(item, index, self.front_end, self.manifest.video_dim)
+            from_file = isinstance(item, (str, os.PathLike))
+            if from_file:
+                extract_s[index] = time.perf_counter() - t0
+            prediction = self._refusal(clip, from_file)
+            if prediction is None:
+                runnable.append((index, clip))
+            results.append(prediction)
+        for index, prediction in self._run(runnable, batch_size, missing):
+            results[index] = prediction
+        for index, seconds in extract_s.items():
+            results[index].timing["extract"] = seconds  # type: ignore[union-attr]
+        assert all(p is not None for p in results), "every clip gets a Prediction"
+        return results  # type: ignore[return-value]
+
+    def predict_one(self, clip: ClipInput, missing: str | None = None) -> Prediction:
+        return self.predict([clip], batch_size=1, missing=missing)[0]
+
+    def _refusal(self, clip: ClipFeatures, from_file: bool) -> Prediction | None:
+        """The Prediction of a clip that will not be run (failed, nothing present, too long), or None."""
+        source = clip.info.get("source")
+        if clip.status is Status.FAILED:
+            return failed(clip.clip_id, clip.reason or "feature extraction failed", source)
+        try:
+            self.manifest.check_features(clip)
+        except ManifestError as err:
+            if not from_file:
+                raise
+            return failed(clip.clip_id, str(err), source)
+        limits = self.backend.limits
+        reason = limits.refuse(clip) if limits is not None else None
+        return failed(clip.clip_id, reason, source) if reason else None
+
+    def _run(
+        self, runnable: list[tuple[int, ClipFeatures]], batch_size: int, missing: str | None
+    ) -> Iterable[tuple[int, Prediction]]:
+        limits = self.backend.limits
+        if limits is not None:
+            batch_size = min(batch_size, limits.batch[1])
+        present = {i: _present(clip, missing) for i, clip in runnable}
+        todo = []
+        for i, clip in runnable:
+            if any(present[i].values()):
+                todo.append((i, clip))
+            else:
+                reason = "; ".join(r for r in (clip.reason, _removed(missing), NOTHING_PRESENT) if r)
+                source = clip.info.get("source")
+                yield i, Prediction(clip.clip_id, Status.EMPTY, reason, present=present[i], source=source)
+        lengths = [(len(c.audio_mask), len(c.video_mask)) for _, c in todo]
+        for batch in plan_batches(lengths, batch_size):
+            members = [todo[k] for k in batch]
+            clips = [c for _, c in members]
+            feeds = pad_batch(clips, missing)
+            if limits is not None:
+                feeds = limits.fit(feeds)
+            t0 = time.perf_counter()
+            outputs = self.backend.run(feeds)
+            share = (time.perf_counter() - t0) / len(clips)
+            rows = {name: value[: len(clips)] for name, value in outputs.items()}
+            decoded = self.decoder.decode(clips, rows, [present[i] for i, _ in members])
+            for (i, clip), prediction in zip(members, decoded, strict=True):
+                prediction.reason = "; ".join(r for r in (clip.reason, _removed(missing)) if r)
+                prediction.timing["infer"] = share
+                yield i, prediction
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _present(clip: ClipFeatures, missing: str | None) -> dict[str, bool]:
+    return {m: m != missing and has for m, has in clip.present().items()}
+
+
+def _removed(missing: str | None) -> str:
+    return f"{missing} removed on request" if missing else ""
