@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from auxformer.runtime.feature_cli import prepare_command
 from rich.console import Console
 from typer.core import TyperGroup
 
@@ -25,7 +26,8 @@ class DefaultToFit(TyperGroup):
 app = typer.Typer(
     cls=DefaultToFit,
     help="Train AuxFormer and its baselines on a feature corpus (manifest.csv + .npz), or on the demo.\n\n"
-    "`auxformer-train --demo` trains on a generated corpus in a few minutes on a CPU.",
+    "`auxformer-train --demo` generates mp4 clips, extracts their features and trains, in minutes on a CPU.\n\n"
+    "`auxformer-train prepare MEDIA --out FEATURES` turns a media corpus into a feature corpus.",
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -40,7 +42,12 @@ DEMO_EPOCHS = 5
 @app.command()
 def fit(
     corpus: Annotated[Path | None, typer.Option(help="feature corpus folder (manifest.csv + .npz)")] = None,
-    demo: Annotated[bool, typer.Option("--demo", help="generate the demo corpus and train on it")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="generate demo mp4 clips, extract their features, train on them")
+    ] = False,
+    demo_features: Annotated[
+        bool, typer.Option("--demo-features", help="train on a generated feature-level corpus (no media, fastest)")
+    ] = False,
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/latest"),
     model: Annotated[str, typer.Option(help=f"one of {', '.join(MODEL_NAMES)}")] = "auxformer",
     training: Annotated[str, typer.Option(help="standard | optimized (modality dropout)")] = "standard",
@@ -64,8 +71,9 @@ def fit(
     from .report import print_summary
     from .trainer import Trainer
 
-    if demo == (corpus is not None):
-        raise typer.BadParameter("give either --corpus FOLDER or --demo")
+    if demo + demo_features + (corpus is not None) != 1:
+        raise typer.BadParameter("give one of --corpus FOLDER, --demo or --demo-features")
+    demo = demo or demo_features
     try:
         train_cfg = TrainConfig(
             model=model,
@@ -84,12 +92,16 @@ def fit(
         raise typer.BadParameter(str(err)) from err
 
     t0 = time.perf_counter()
-    if demo:
+    if demo_features:
         from .demo_corpus import generate
 
         with console.status("generating the demo corpus"):
             data = generate(out / "demo_corpus")
         console.print(f"demo corpus: {len(data)} clips, {len(data.speakers)} speakers -> {data.root}")
+    elif demo:
+        from .media_demo import run_media_demo
+
+        data, _ = run_media_demo(out, console=console, progress=progress)
     else:
         data = FeatureCorpus.open(corpus)
     trainer = Trainer(data, train_cfg, model_cfg, out, console=console, progress=progress)
@@ -102,6 +114,10 @@ def fit(
     metrics = trainer.fit(resume=resume)
     print_summary(metrics, console, str(out))
     console.print(f"done in {time.perf_counter() - t0:.0f}s")
+
+
+# `auxformer-train prepare`: media corpus -> feature corpus (torch-free, lives with the runtime)
+app.command("prepare")(prepare_command)
 
 
 def main() -> None:
