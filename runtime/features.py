@@ -55,7 +55,7 @@ class FeatureSettings:
     max_seconds: float = 60.0  # longer clips fail (or are cut, with long_clips="truncate")
     long_clips: str = "fail"
     vggface_weights: str | None = None  # path to vgg_face_dag.pth
-    vggface_preprocess: str = "dag-mean"  # dag-mean (the weights' own) | unit ([-1, 1])
+    vggface_preprocess: str = "unit"  # unit: [-1, 1] as SPEC.md and the exported face encoder | dag-mean
     ssd_prototxt: str | None = None
     ssd_model: str | None = None
     providers: tuple[str, ...] = ()  # onnxruntime providers for vggface; () = CPU, ("auto",) = all
@@ -66,6 +66,8 @@ class FeatureSettings:
             raise ValueError(f"video_embedder must be one of {', '.join(EMBEDDER_DIMS)}, got {self.video_embedder!r}")
         if self.long_clips not in LONG_CLIPS:
             raise ValueError(f"long_clips must be one of {', '.join(LONG_CLIPS)}, got {self.long_clips!r}")
+        if self.vggface_preprocess not in ("unit", "dag-mean"):
+            raise ValueError(f"vggface_preprocess must be 'unit' or 'dag-mean', got {self.vggface_preprocess!r}")
         if self.detect_every < 1 or self.max_seconds <= 0:
             raise ValueError("detect_every must be >= 1 and max_seconds > 0")
         object.__setattr__(self, "providers", tuple(self.providers))

@@ -73,7 +73,7 @@ class ScriptedDetector:
     def __init__(self, faces: dict[int, list[list[float]]]):
         self.faces = faces
 
-    def detect(self, frame: int) -> np.ndarray:
+    def detect(self, frame: int, near: np.ndarray | None = None) -> np.ndarray:
         found = self.faces.get(frame, [])
         return np.array([[*box, (box[2] - box[0]) * (box[3] - box[1])] for box in found], np.float32).reshape(-1, 5)
 

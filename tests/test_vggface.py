@@ -38,9 +38,9 @@ def tiny_vgg_face_dag(seed: int = 0) -> collections.OrderedDict[str, torch.Tenso
 
 
 def reference_fc7(state: dict[str, torch.Tensor], crops: np.ndarray) -> np.ndarray:
-    """VGG16 up to relu7 in PyTorch, as vgg_face_dag defines it, on uint8 RGB crops."""
-    mean = torch.tensor(PREPROCESS["dag-mean"][0]).view(1, 3, 1, 1)
-    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() - mean
+    """VGG16 up to relu7 in PyTorch, as vgg_face_dag defines it, on uint8 RGB crops scaled to [-1, 1]."""
+    mean, scale = PREPROCESS["unit"]
+    x = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - torch.tensor(mean).view(1, 3, 1, 1)) * scale
     names = iter(conv_names())
     for convs in CONV_BLOCKS:
         for _ in range(convs):

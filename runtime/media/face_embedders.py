@@ -74,7 +74,7 @@ class VggFaceEmbedder:
         margin: float = 0.2,
         providers: tuple[str, ...] = (),
         threads: int = 1,
-        preprocess: str = "dag-mean",
+        preprocess: str = "unit",
     ):
         from .vggface import VggFace
 
@@ -99,7 +99,7 @@ def build_embedder(
     vggface_weights: str | None = None,
     providers: tuple[str, ...] = (),
     threads: int = 1,
-    vggface_preprocess: str = "dag-mean",
+    vggface_preprocess: str = "unit",
 ) -> Embedder:
     if name == "pixels":
         return PixelEmbedder(pixels_size, margin)

@@ -25,7 +25,8 @@ WEIGHTS_HELP = (
     "https://www.robots.ox.ac.uk/~albanie/pytorch-models.html): download it and pass its path "
     "(--vggface-weights PATH, or FeatureSettings(vggface_weights=PATH)); or use the default 'pixels' embedder"
 )
-# the weights' training normalisation (RGB means, std 1); "unit" is the [-1, 1] scaling SPEC.md cites
+# "unit" (default): pixels scaled to [-1, 1] as SPEC.md section 1 and the exported face_encoder.onnx do;
+# "dag-mean": the RGB mean subtraction the weights were trained with (vgg_face_dag meta)
 PREPROCESS = {
     "dag-mean": ((129.186279296875, 104.76238250732422, 93.59396362304688), 1.0),
     "unit": ((127.5, 127.5, 127.5), 1 / 127.5),
@@ -43,7 +44,7 @@ def conv_names() -> list[str]:
     return [f"conv{b}_{i}" for b, n in enumerate(CONV_BLOCKS, 1) for i in range(1, n + 1)]
 
 
-def build_onnx(state: dict[str, np.ndarray], preprocess: str = "dag-mean") -> bytes:
+def build_onnx(state: dict[str, np.ndarray], preprocess: str = "unit") -> bytes:
     """The ONNX graph of VGG16 up to relu7 with `state`'s weights (any widths, for tests)."""
     onnx = require("onnx")
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
@@ -102,7 +103,7 @@ def build_onnx(state: dict[str, np.ndarray], preprocess: str = "dag-mean") -> by
     return model.SerializeToString()
 
 
-def ensure_onnx(weights: str | Path, preprocess: str = "dag-mean") -> Path:
+def ensure_onnx(weights: str | Path, preprocess: str = "unit") -> Path:
     """The cached ONNX graph for `weights`, converting it on first use."""
     out = cache_dir() / f"vggface-{file_digest(weights, size=16)}-{preprocess}.onnx"
     if not out.is_file():
@@ -124,7 +125,7 @@ class VggFace:
     batch = 16
 
     def __init__(
-        self, weights: str | None, providers: tuple[str, ...] = (), threads: int = 1, preprocess: str = "dag-mean"
+        self, weights: str | None, providers: tuple[str, ...] = (), threads: int = 1, preprocess: str = "unit"
     ):
         if not weights or not Path(weights).is_file():
             raise FileNotFoundError(WEIGHTS_HELP + (f" (not found: {weights})" if weights else ""))
