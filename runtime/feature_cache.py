@@ -2,14 +2,16 @@
 
 The key hashes the file's bytes (not its name or time stamp: a renamed or copied clip still hits,
 an edited one misses) together with the feature settings, the content of any weights files they
-name, and the cache format. A hit gives back the clip's arrays, status and reason without decoding.
-Entries are written atomically, so parallel workers and interrupted runs never leave a torn entry.
-Failed clips are not cached: a failure is cheap to find again, and may be the machine's, not the file's.
+name, the versions of the packages that compute features, and the cache format. A hit gives back
+the clip's arrays, status and reason without decoding. Entries are written atomically, so parallel
+workers and interrupted runs never leave a torn entry. Failed clips are not cached: a failure is
+cheap to find again, and may be the machine's, not the file's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import json
 from pathlib import Path
@@ -28,10 +30,24 @@ def default_cache_dir() -> Path:
     return cache_root() / "features"
 
 
+# packages whose upgrades can change features: an upgrade starts a fresh cache
+VERSIONED = ("auxformer", "av", "opensmile", "opencv-python-headless", "onnxruntime", "numpy")
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in VERSIONED:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 class FeatureCache:
     def __init__(self, root: str | Path, settings: FeatureSettings):
         self.root = Path(root)
-        described = {"format": FORMAT, "settings": settings.to_dict()}
+        described = {"format": FORMAT, "settings": settings.to_dict(), "versions": _versions()}
         # weights are named by path in the settings: key on what the files hold
         for name in ("vggface_weights", "ssd_prototxt", "ssd_model"):
             value = getattr(settings, name)

@@ -49,7 +49,9 @@ class FeatureSettings:
     min_face: float = 0.1  # smallest face side, as a fraction of the frame's shorter side
     face_margin: float = 0.2  # crop margin on each side, as a fraction of the face box
     pixels_size: int = 64  # side of the pixels embedder's grey crop
-    max_side: int = 640  # frames are downscaled so their longer side is at most this
+    # frames are downscaled so their longer side is at most this (CREMA-D's 480x360 stays as it is);
+    # it bounds memory too: a 60 s clip at 30 fps holds ~0.9 GB of RGB frames
+    max_side: int = 480
     audio_rate: int = 16000
     silence_dbfs: float = -60.0  # a track whose peak is below this is silent: audio missing
     max_seconds: float = 60.0  # longer clips fail (or are cut, with long_clips="truncate")

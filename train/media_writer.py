@@ -57,7 +57,7 @@ def write_clip(
     container_format = FORMATS.get(suffix, suffix.lstrip("."))
     with atomic.atomic_path(path) as tmp, av.open(str(tmp), "w", format=container_format, options=options) as out:
         frames = iter(frames) if frames is not None else None
-        first = next(frames) if frames is not None else None
+        first = next(frames, None) if frames is not None else None
         vstream = _add_video(out, video_codec, first, fps) if first is not None else None
         astream = _add_audio(out, audio_codec, audio_rate, suffix) if audio is not None else None
         if vstream is not None:

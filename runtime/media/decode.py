@@ -55,7 +55,7 @@ def decode(
     path: str | Path,
     *,
     audio_rate: int = 16000,
-    max_side: int = 640,
+    max_side: int = 480,
     max_seconds: float = 60.0,
     truncate: bool = False,
     threads: int = 1,
