@@ -102,6 +102,10 @@ def prepare_command(
         raise typer.BadParameter(str(err)) from err
     console.print(f"{media.name}: {len(media)} clips, {len(media.speakers)} speakers, labels {', '.join(media.labels)}")
     cache_dir = (cache or default_cache_dir()) if use_cache else None
-    summary = prepare(media, out, settings, workers, cache_dir, progress, console, limit)
+    try:
+        summary = prepare(media, out, settings, workers, cache_dir, progress, console, limit)
+    except RuntimeError as err:  # no usable clip at all: the report says why, clip by clip
+        console.print(f"[red]{err}[/]")
+        raise typer.Exit(1) from err
     for line in summary.lines():
         console.print(line)

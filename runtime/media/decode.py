@@ -113,10 +113,12 @@ class _Decoder:
         streams = [s for s in (self.astream, self.vstream) if s is not None]
         try:
             for packet in self.container.demux(streams):
-                for frame in packet.decode():
-                    self._take(frame)
                 if len(self.done) == len(streams):
                     break
+                if packet.stream.type in self.done:
+                    continue  # past max_seconds: not worth decoding
+                for frame in packet.decode():
+                    self._take(frame)
             if self.resampler is not None:
                 self._keep_audio(self.resampler.resample(None))
         except self.av.FFmpegError as err:
