@@ -20,6 +20,7 @@ from rich.console import Console
 from .contracts import ClipFeatures
 from .feature_cache import FeatureCache
 from .features import FeatureExtractor, FeatureSettings
+from .optional import require
 from .parallel import default_workers, ordered_map
 from .progress import clip_progress
 
@@ -33,8 +34,6 @@ def _init_worker(settings: dict, cache_dir: str | None, threads: int) -> None:
     global _worker
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
-    from .optional import require
-
     require("cv2").setNumThreads(threads)
     fs = FeatureSettings.from_dict(settings)
     _worker = (FeatureExtractor(fs), FeatureCache(cache_dir, fs) if cache_dir else None)

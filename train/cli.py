@@ -37,6 +37,8 @@ console = Console()
 # The demo trades depth for speed so a CPU user sees the whole loop in minutes.
 DEMO_LAYERS = 2
 DEMO_EPOCHS = 5
+# One torch thread: beside other work on a small CPU, OpenMP's spinning threads slow training ~10x.
+DEMO_THREADS = 1
 
 
 @app.command()
@@ -61,7 +63,7 @@ def fit(
     authors_options: Annotated[bool, typer.Option(help="shared aux MLP + 3 tied aux passes")] = False,
     seed: Annotated[int, typer.Option(help="seed of initialisation, shuffling and dropout")] = 0,
     split_seed: Annotated[int, typer.Option(help="seed of the speaker-independent split")] = 0,
-    threads: Annotated[int, typer.Option(help="torch threads (0 = default)")] = 0,
+    threads: Annotated[int, typer.Option(help=f"torch threads (0 = torch's default; demo {DEMO_THREADS})")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
@@ -84,7 +86,7 @@ def fit(
             lr=lr,
             seed=seed,
             split_seed=split_seed,
-            num_threads=threads,
+            num_threads=threads or (DEMO_THREADS if demo else 0),
         )
         base = ModelConfig.authors if authors_options else ModelConfig
         model_cfg = base(num_layers=layers or (DEMO_LAYERS if demo else 5), prediction=prediction, pooling=pooling)
