@@ -78,6 +78,8 @@ def test_cremad_reader_on_its_layout_with_placeholder_media(tmp_path, cremad_met
     # 1001_IEO_HAP_LO: intended happy, its voice was voted neutral (summary table row 2)
     voice = read_cremad(tmp_path, labels_from="voice", rule="plurality")
     assert {i.clip_id: i.label for i in voice.items}["1001_IEO_HAP_LO"] == "neutral"
+    extra = {i.clip_id: i.extra for i in voice.items}["1001_IEO_HAP_LO"]
+    assert (extra["VoiceVote"], extra["FaceVote"], extra["MultiModalLevel"]) == ("N", "H", "57.38")
     soft = read_cremad(tmp_path, labels_from="face", rule="distribution")
     shares = [float(soft.items[0].extra[f"p_{c}"]) for c in LABELS]
     assert sum(shares) == pytest.approx(1.0, abs=1e-3)

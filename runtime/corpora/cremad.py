@@ -5,7 +5,8 @@
     root/processedResults/summaryTable.csv     (plurality votes per modality)
     root/processedResults/tabulatedVotes.csv   (vote counts per modality)
 
-File names are ActorID_Sentence_Emotion_Level; the actor is the speaker. Labels come from the
+File names are ActorID_Sentence_Emotion_Level; the actor is the speaker. When the metadata is there,
+the summary table's votes and levels per modality go to the manifest as extra columns. Labels come from the
 intended emotion (the file name) or from the crowd's votes on the voice alone, the face alone or the
 audio-visual clip. `tabulatedVotes.csv` holds three rows per clip, told apart by the first digit of
 its index: 1 = voice, 2 = face, 3 = audio-visual (each row's `emoVote` agrees with the matching column
@@ -34,6 +35,7 @@ VOTE_COLUMNS = ("A", "D", "F", "H", "N", "S")  # same order as LABELS
 SOURCES = ("intended", "voice", "face", "audiovisual")
 RULES = ("plurality", "majority", "distribution")
 SOURCE_DIGIT = {"1": "voice", "2": "face", "3": "audiovisual"}
+SUMMARY_COLUMNS = ("VoiceVote", "VoiceLevel", "FaceVote", "FaceLevel", "MultiModalVote", "MultiModalLevel")
 # where to look for media, best first; the videos carry the audio track
 MEDIA_FOLDERS = {"video": ("VideoMP4", "VideoFlash"), "audio": ("AudioWAV",)}
 
@@ -53,14 +55,28 @@ def parse_name(name: str) -> ClipName:
     return ClipName(parts[0], parts[1], INTENDED[parts[2]], parts[3])
 
 
-def metadata_folder(root: Path, metadata_dir: Path | None = None) -> Path:
+def metadata_folder(root: Path, metadata_dir: Path | None = None, required: bool = True) -> Path | None:
     for folder in (metadata_dir, root / "processedResults", root):
         if folder is not None and (folder / "tabulatedVotes.csv").is_file():
             return folder
+    if not required:
+        return None
     raise CorpusLayoutError(
         f"no tabulatedVotes.csv in {root}/processedResults (or the metadata folder given): "
         "vote-based labels need CREMA-D's processedResults"
     )
+
+
+def read_summary(metadata_dir: Path) -> dict[str, dict[str, str]]:
+    """clip name -> the summary table's votes and levels (mean rated intensity), as manifest columns."""
+    path = metadata_dir / "summaryTable.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {
+            row["FileName"]: {column: row[column] for column in SUMMARY_COLUMNS if column in row}
+            for row in csv.DictReader(fh)
+        }
 
 
 def read_vote_counts(metadata_dir: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -130,9 +146,9 @@ def read_cremad(
     files = media_files(root, media)
     if not files:
         raise CorpusLayoutError(f"no CREMA-D media under {root}/{{{','.join(MEDIA_FOLDERS[media])}}}")
-    votes = None
-    if labels_from != "intended":
-        votes = read_labels(metadata_folder(root, Path(metadata_dir) if metadata_dir else None), labels_from, rule)
+    meta = metadata_folder(root, Path(metadata_dir) if metadata_dir else None, required=labels_from != "intended")
+    votes = read_labels(meta, labels_from, rule) if meta is not None and labels_from != "intended" else None
+    summary = read_summary(meta) if meta is not None else {}
     items, notes, unnamed, unlabelled = [], [], 0, 0
     for name, path in sorted(files.items()):
         try:
@@ -140,7 +156,7 @@ def read_cremad(
         except ValueError:
             unnamed += 1
             continue
-        extra = {"intended": clip.emotion, "level": clip.level, "sentence": clip.sentence}
+        extra = {"intended": clip.emotion, "level": clip.level, "sentence": clip.sentence, **summary.get(name, {})}
         label = clip.emotion
         if votes is not None:
             if name not in votes:
