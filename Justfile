@@ -1,9 +1,13 @@
 # auxformer tasks: `just --list`
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# generate the demo corpus, train, evaluate
+# generate demo mp4 clips, extract their features, train, evaluate
 demo:
     auxformer-train --demo --out runs/demo
+
+# the feature-level demo (no media; fastest)
+demo-features:
+    auxformer-train --demo-features --out runs/demo-features
 
 # the test suite (GPU tests skip with a reason where there is no GPU)
 test:
@@ -17,3 +21,4 @@ lint:
 # side-by-side benchmarks, printed as ratios
 bench:
     python benchmarks/bench_inference.py
+    python benchmarks/bench_features.py --pool

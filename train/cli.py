@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from auxformer.runtime.feature_cli import prepare_command
+
 from .config import MODEL_NAMES, POOLING, PREDICTION_RULES, ModelConfig, TrainConfig
 
 
@@ -26,7 +28,8 @@ class DefaultToFit(TyperGroup):
 app = typer.Typer(
     cls=DefaultToFit,
     help="Train AuxFormer and its baselines on a feature corpus (manifest.csv + .npz), or on the demo.\n\n"
-    "`auxformer-train --demo` trains on a generated corpus in a few minutes on a CPU.",
+    "`auxformer-train --demo` generates mp4 clips, extracts their features and trains, in minutes on a CPU.\n\n"
+    "`auxformer-train prepare MEDIA --out FEATURES` turns a media corpus into a feature corpus.",
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -37,12 +40,19 @@ console = Console(quiet=os.environ.get("RANK", "0") != "0")
 # The demo trades depth for speed so a CPU user sees the whole loop in minutes.
 DEMO_LAYERS = 2
 DEMO_EPOCHS = 5
+# One torch thread: beside other work on a small CPU, OpenMP's spinning threads slow training ~10x.
+DEMO_THREADS = 1
 
 
 @app.command()
 def fit(
     corpus: Annotated[Path | None, typer.Option(help="feature corpus folder (manifest.csv + .npz)")] = None,
-    demo: Annotated[bool, typer.Option("--demo", help="generate the demo corpus and train on it")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="generate demo mp4 clips, extract their features, train on them")
+    ] = False,
+    demo_features: Annotated[
+        bool, typer.Option("--demo-features", help="train on a generated feature-level corpus (no media, fastest)")
+    ] = False,
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/latest"),
     model: Annotated[str, typer.Option(help=f"one of {', '.join(MODEL_NAMES)}")] = "auxformer",
     training: Annotated[str, typer.Option(help="standard | optimized (modality dropout)")] = "standard",
@@ -56,7 +66,7 @@ def fit(
     authors_options: Annotated[bool, typer.Option(help="shared aux MLP + 3 tied aux passes")] = False,
     seed: Annotated[int, typer.Option(help="seed of initialisation, shuffling and dropout")] = 0,
     split_seed: Annotated[int, typer.Option(help="seed of the speaker-independent split")] = 0,
-    threads: Annotated[int, typer.Option(help="torch threads (0 = default)")] = 0,
+    threads: Annotated[int, typer.Option(help=f"torch threads (0 = torch's default; demo {DEMO_THREADS})")] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (under torchrun: one GPU per process)")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
@@ -67,8 +77,9 @@ def fit(
     from .report import print_summary
     from .trainer import Trainer
 
-    if demo == (corpus is not None):
-        raise typer.BadParameter("give either --corpus FOLDER or --demo")
+    if demo + demo_features + (corpus is not None) != 1:
+        raise typer.BadParameter("give one of --corpus FOLDER, --demo or --demo-features")
+    demo = demo or demo_features
     try:
         train_cfg = TrainConfig(
             model=model,
@@ -79,7 +90,7 @@ def fit(
             lr=lr,
             seed=seed,
             split_seed=split_seed,
-            num_threads=threads,
+            num_threads=threads or (DEMO_THREADS if demo else 0),
         )
         base = ModelConfig.authors if authors_options else ModelConfig
         model_cfg = base(num_layers=layers or (DEMO_LAYERS if demo else 5), prediction=prediction, pooling=pooling)
@@ -87,12 +98,16 @@ def fit(
         raise typer.BadParameter(str(err)) from err
 
     t0 = time.perf_counter()
-    if demo:
+    if demo_features:
         from .demo_corpus import generate
 
         with console.status("generating the demo corpus"):
             data = generate(out / "demo_corpus")
         console.print(f"demo corpus: {len(data)} clips, {len(data.speakers)} speakers -> {data.root}")
+    elif demo:
+        from .media_demo import run_media_demo
+
+        data, _ = run_media_demo(out, console=console, progress=progress)
     else:
         data = FeatureCorpus.open(corpus)
     trainer = Trainer(data, train_cfg, model_cfg, out, console=console, progress=progress, device=device)
@@ -172,6 +187,10 @@ def protocol(
         f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'robustness.png'}, "
         f"{out / 'boxplot.png'} in {time.perf_counter() - t0:.0f}s"
     )
+
+
+# `auxformer-train prepare`: media corpus -> feature corpus (torch-free, lives with the runtime)
+app.command("prepare")(prepare_command)
 
 
 def main() -> None:

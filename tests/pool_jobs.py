@@ -1,0 +1,16 @@
+"""Tiny importable jobs for process-pool tests (spawned workers import them by module name)."""
+
+from __future__ import annotations
+
+import os
+
+
+def square_or_die(x: int) -> int:
+    """Kills its process on negative input, as a decoder crashing on a hostile file would."""
+    if x < 0:
+        os._exit(3)
+    return x * x
+
+
+def crashed(x: int) -> str:
+    return f"crashed on {x}"

@@ -1,0 +1,31 @@
+"""The media front end is part of the torch-free runtime, and its heavy packages load only when used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+MODULES = [
+    "auxformer.runtime.features",
+    "auxformer.runtime.extract_pool",
+    "auxformer.runtime.feature_cache",
+    "auxformer.runtime.feature_cli",
+    "auxformer.runtime.prepare",
+    "auxformer.runtime.corpora.cremad",
+    "auxformer.runtime.corpora.msp_improv",
+    "auxformer.runtime.corpora.folder",
+    "auxformer.runtime.media.vggface",
+]
+
+
+def test_front_end_imports_neither_torch_nor_its_media_libraries_up_front():
+    code = "; ".join(
+        [
+            "import sys",
+            *(f"import {m}" for m in MODULES),
+            "heavy = {'torch', 'cv2', 'av', 'opensmile', 'onnxruntime', 'onnx'} & set(sys.modules)",
+            "print(sorted(heavy))",
+        ]
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

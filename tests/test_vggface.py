@@ -1,0 +1,109 @@
+"""VGG-Face: the vgg_face_dag.pth layout read without torch, converted to ONNX, run by onnxruntime.
+
+The real weights are 580 MB; a narrow network with the same layer names and layout stands in for
+them, and PyTorch (test-only here) is the reference the ONNX graph must match.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from auxformer.runtime.features import FeatureSettings, extract
+from auxformer.runtime.media.torch_state import StateDictError, read_state_dict
+from auxformer.runtime.media.vggface import CONV_BLOCKS, PREPROCESS, VggFace, conv_names
+
+from .media_factory import make_clip
+
+WIDTHS = (2, 3, 4, 4, 4)  # channels per block (VGG16 has 64, 128, 256, 512, 512)
+FC = 8  # fc6 / fc7 width (VGG16 has 4096)
+
+
+def tiny_vgg_face_dag(seed: int = 0) -> collections.OrderedDict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    state, cin = collections.OrderedDict(), 3
+    names = iter(conv_names())
+    for width, convs in zip(WIDTHS, CONV_BLOCKS, strict=True):
+        for _ in range(convs):
+            name = next(names)
+            state[f"{name}.weight"] = torch.randn(width, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
+            state[f"{name}.bias"] = torch.randn(width, generator=g) * 0.1
+            cin = width
+    for name, fan_in in (("fc6", cin * 7 * 7), ("fc7", FC), ("fc8", FC)):
+        state[f"{name}.weight"] = torch.randn(FC if name != "fc8" else 5, fan_in, generator=g) * (2 / fan_in) ** 0.5
+        state[f"{name}.bias"] = torch.randn(FC if name != "fc8" else 5, generator=g) * 0.1
+    return state
+
+
+def reference_fc7(state: dict[str, torch.Tensor], crops: np.ndarray) -> np.ndarray:
+    """VGG16 up to relu7 in PyTorch, as vgg_face_dag defines it, on uint8 RGB crops scaled to [-1, 1]."""
+    mean, scale = PREPROCESS["unit"]
+    x = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - torch.tensor(mean).view(1, 3, 1, 1)) * scale
+    names = iter(conv_names())
+    for convs in CONV_BLOCKS:
+        for _ in range(convs):
+            name = next(names)
+            x = F.relu(F.conv2d(x, state[f"{name}.weight"], state[f"{name}.bias"], padding=1))
+        x = F.max_pool2d(x, 2, 2)
+    x = x.flatten(1)
+    for name in ("fc6", "fc7"):
+        x = F.relu(F.linear(x, state[f"{name}.weight"], state[f"{name}.bias"]))
+    return x.numpy()
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUXFORMER_CACHE", str(tmp_path / "cache"))
+    state = tiny_vgg_face_dag()
+    path = tmp_path / "vgg_face_dag.pth"
+    torch.save(state, path, _use_new_zipfile_serialization=False)  # the 2017 file predates zip archives
+    return path, state
+
+
+def test_onnx_graph_matches_pytorch_and_is_converted_once(weights, tmp_path):
+    path, state = weights
+    crops = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    model = VggFace(str(path))
+    assert model.dim == FC
+    np.testing.assert_allclose(model.embed(crops), reference_fc7(state, crops), rtol=1e-4, atol=1e-4)
+    converted = list((tmp_path / "cache" / "vggface").glob("*.onnx"))
+    assert len(converted) == 1
+    stamp = converted[0].stat().st_mtime_ns
+    VggFace(str(path))
+    assert converted[0].stat().st_mtime_ns == stamp
+
+
+def test_vggface_embedder_in_the_front_end(weights, tmp_path):
+    path, _ = weights
+    clip = extract(
+        make_clip(tmp_path / "talk.mp4", seconds=0.4, size=128),
+        FeatureSettings(video_embedder="vggface", vggface_weights=str(path)),
+    )
+    assert clip.video.shape == (10, FC) and clip.video_mask.any()
+    assert (clip.video[clip.video_mask] >= 0).all()  # after relu7
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_state_dict_reader_matches_torch_load(tmp_path, zip_format):
+    state = tiny_vgg_face_dag(1)
+    state["view"] = torch.arange(10.0)[3:7]  # a tensor that shares a larger storage
+    state["strided"] = torch.randn(4, 5).t()
+    path = tmp_path / "w.pth"
+    torch.save(state, path, _use_new_zipfile_serialization=zip_format)
+    loaded = read_state_dict(path)
+    assert list(loaded) == list(state)
+    for name, tensor in state.items():
+        np.testing.assert_array_equal(loaded[name], tensor.numpy())
+
+
+def test_state_dict_reader_refuses_pickled_objects(tmp_path):
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pth")
+    with pytest.raises(StateDictError, match=r"refusing to load torch\.nn"):
+        read_state_dict(tmp_path / "module.pth")
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(StateDictError):
+        read_state_dict(tmp_path / "junk.pth")
