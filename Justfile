@@ -1,9 +1,11 @@
 # auxformer tasks: `just --list`
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# generate demo mp4 clips, extract their features, train, evaluate
+# the whole journey on generated media: clips -> features -> train -> evaluate -> export -> infer
 demo:
     auxformer-train --demo --out runs/demo
+    auxformer-export runs/demo --out exports/demo
+    auxformer-infer runs/demo/demo_media runs/demo/demo_awkward --model exports/demo/model.onnx --out predictions/demo --cache-dir runs/demo/feature_cache
 
 # the feature-level demo (no media; fastest)
 demo-features:

@@ -163,6 +163,35 @@ def generate_media(
     return labels_path
 
 
+AWKWARD = ("no_audio.mp4", "voice_only.wav", "no_face.mp4", "empty.mp4", "not_media.mp4", "truncated.mp4")
+
+
+def write_awkward_inputs(
+    folder: str | Path, spec: MediaDemoSpec | None = None, example: str | Path | None = None
+) -> list[Path]:
+    """Inputs a deployed model meets sooner or later, for `auxformer-infer` to show what it does with
+    them: a silent video, a voice without video, a video without a face, a zero-byte file, a text
+    file named .mp4, and the first third of a real clip (`example`)."""
+    spec = spec or MediaDemoSpec()
+    folder = Path(folder)
+    rng = np.random.default_rng(spec.seed + 1)
+    seconds, look, voice = 1.2, random_look(rng), random_voice(rng)
+    audio = synthesize(voice, VOICE_STYLES[0], seconds, 0.6, rng, spec.audio_rate)
+    times = np.arange(round(seconds * spec.fps)) / spec.fps
+    renderer = FaceRenderer(spec.size)
+    faces = [renderer.frame(look, FACE_EXPRESSIONS[0], 0.8, float(t)) for t in times]
+    blank = [np.full((spec.size, spec.size, 3), 96, np.uint8) for _ in times]
+    write_clip(folder / "no_audio.mp4", faces, spec.fps, None, spec.audio_rate)
+    write_clip(folder / "voice_only.wav", None, spec.fps, audio, spec.audio_rate)
+    write_clip(folder / "no_face.mp4", blank, spec.fps, audio, spec.audio_rate)
+    atomic.write_bytes(folder / "empty.mp4", b"")
+    atomic.write_text(folder / "not_media.mp4", "this is a text file, not a video\n")
+    if example is not None:
+        data = Path(example).read_bytes()
+        atomic.write_bytes(folder / "truncated.mp4", data[: len(data) // 3])
+    return sorted(folder.iterdir())
+
+
 def run_media_demo(
     out: str | Path,
     spec: MediaDemoSpec | None = None,
@@ -189,4 +218,6 @@ def run_media_demo(
     )
     for line in summary.lines():
         console.print(line)
+    awkward = write_awkward_inputs(out / "demo_awkward", spec, media.items[0].path)
+    console.print(f"awkward inputs for auxformer-infer: {len(awkward)} files -> {out / 'demo_awkward'}")
     return FeatureCorpus.open(out / "demo_features"), summary
