@@ -21,12 +21,13 @@ clip is read, since every clip would fail the same way.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .config_dicts import DictConfig
 from .contracts import AUDIO_DIM, AUDIO_FPS, ClipFeatures, Status
 from .media.audio_features import ComParE
 from .media.decode import DecodedMedia, MediaError, decode
@@ -39,7 +40,7 @@ STAGES = ("decode", "audio", "detect", "embed")
 
 
 @dataclass(frozen=True)
-class FeatureSettings:
+class FeatureSettings(DictConfig):
     """Everything that changes the features. Its `to_dict()` is stored with every feature corpus
     and cache entry, so features made with other settings are never mixed up with these."""
 
@@ -77,14 +78,6 @@ class FeatureSettings:
     @property
     def video_dim(self) -> int:
         return EMBEDDER_DIMS[self.video_embedder] or self.pixels_size**2
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
     def feature_spec(self) -> dict[str, Any]:
         """What a corpus and a model manifest record about these features (DESIGN.md)."""

@@ -142,6 +142,7 @@ def protocol(
     batch_size: Annotated[int, typer.Option(help="batch size")] = 32,
     seed: Annotated[int, typer.Option(help="run i uses seed + i for its split and initialisation")] = 0,
     workers: Annotated[int, typer.Option(help="parallel training processes (threads are shared out)")] = 1,
+    device: Annotated[str, typer.Option(help="cpu | cuda (jobs share out the GPUs) | cuda:N")] = "cpu",
 ) -> None:
     """The paper's protocol: N random speaker-independent splits, every model on the same splits;
     writes results.csv, summary.md (Tables 1-2 layout with paired t-tests), robustness.png, boxplot.png."""
@@ -164,6 +165,7 @@ def protocol(
             batch_size=batch_size,
             seed=seed,
             workers=workers,
+            device=device,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+from auxformer.runtime.config_dicts import DictConfig
 
 MODEL_NAMES = ("auxformer", "baseline1", "mult", "audio_only", "video_only")
 PREDICTION_RULES = ("mean_logits", "mean_probs", "main")
@@ -11,7 +13,7 @@ POOLING = ("last", "mean")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(DictConfig):
     num_classes: int = 6
     audio_dim: int = 130
     video_dim: int = 4096
@@ -50,17 +52,9 @@ class ModelConfig:
         """The authors' code options: shared aux MLP and three tied aux passes."""
         return cls(**{"shared_aux_mlp": True, "aux_passes": 3, **overrides})
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DictConfig):
     model: str = "auxformer"
     epochs: int = 20
     batch_size: int = 32
@@ -86,14 +80,6 @@ class TrainConfig:
         if self.drop_audio + self.drop_video > 1:
             raise ValueError("drop_audio + drop_video must be <= 1 (never both dropped)")
         self.split_fractions = tuple(self.split_fractions)  # type: ignore[assignment]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

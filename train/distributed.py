@@ -44,10 +44,11 @@ class Context:
 def pick_device(preference: str, local_rank: int = 0) -> torch.device:
     if preference == "auto":
         preference = "cuda" if torch.cuda.is_available() else "cpu"
-    if preference == "cuda":
+    if preference.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
-        return torch.device("cuda", local_rank)
+            raise RuntimeError(f"--device {preference} was asked for, but torch sees no CUDA device")
+        # "cuda" means this process's GPU under torchrun; "cuda:N" names one
+        return torch.device(preference) if ":" in preference else torch.device("cuda", local_rank)
     return torch.device(preference)
 
 

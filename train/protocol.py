@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,7 @@ class ProtocolConfig:
     batch_size: int = 32
     seed: int = 0
     workers: int = 1
+    device: str = "cpu"  # "cuda": jobs share out the GPUs (spread by a hash of the job's folder)
     model_overrides: dict[str, Any] = field(default_factory=dict)  # extra ModelConfig fields
 
     def __post_init__(self) -> None:
@@ -52,7 +54,7 @@ class ProtocolConfig:
 
     def identity(self) -> dict[str, Any]:
         """What must not change when a protocol is resumed (runs and workers may)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("runs", "workers")}
+        return {k: v for k, v in asdict(self).items() if k not in ("runs", "workers", "device")}
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,9 @@ def run_job(corpus_root: str, cfg: ProtocolConfig, job: Job, out: str, threads: 
 
     torch.set_num_threads(threads)
     train_cfg, model_cfg = job_configs(cfg, job)
+    device = cfg.device
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        device = f"cuda:{zlib.crc32(job.folder.encode()) % torch.cuda.device_count()}"
     trainer = Trainer(
         FeatureCorpus.open(corpus_root),
         train_cfg,
@@ -112,7 +117,7 @@ def run_job(corpus_root: str, cfg: ProtocolConfig, job: Job, out: str, threads: 
         Path(out) / job.folder,
         console=Console(quiet=True),
         progress=False,
-        device="cpu",
+        device=device,
     )
     return trainer.fit(resume=True)
 
