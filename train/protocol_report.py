@@ -186,7 +186,13 @@ def summary_markdown(rows: list[dict[str, Any]], title: str = "Protocol results"
     ]
     for m in models:
         for t in trainings:
-            cells = [_cell(scores(rows, m, t, c, "macro_f1"), False) for c in CONDITION_NAMES]
+            # a unimodal network tested without its only modality predicts nothing: leave it blank
+            cells = [
+                "—"
+                if m.endswith("_only") and c.endswith("_only") and c != m
+                else _cell(scores(rows, m, t, c, "macro_f1"), False)
+                for c in CONDITION_NAMES
+            ]
             if any(c != "—" for c in cells):
                 lines.append(f"| {NAMES.get(m, m)} | {t} | " + " | ".join(cells) + " |")
     lines += [
