@@ -92,6 +92,8 @@ class Source:
                 "rule": cfg.prediction,
                 "temperature": self.temperature,
                 "head_temperatures": self.calibration.get("head_temperatures", {}),
+                # which modalities each head reads: the runtime drops the heads of absent ones
+                "head_modalities": {h: list(m) for h, m in self.model.head_modalities.items()},
             },
             normalization={
                 "in_graph": True,

@@ -47,8 +47,12 @@ def failed(clip_id: str, reason: str, source: str | None = None, status: Status 
 
 
 def head_modalities(manifest: Manifest) -> dict[str, tuple[str, ...]]:
-    """Which modalities each head reads (as the model defines it): `av` both, `audio` / `video` one, and
-    `main` (a unimodal model's head) the modality the model is named after."""
+    """Which modalities each head reads: as the exported model declared it in its manifest, or, for a
+    manifest without that record, by name: `av` both, `audio` / `video` one, and `main` (a unimodal
+    model's head) the modality the model is named after."""
+    declared = manifest.prediction.get("head_modalities")
+    if declared:
+        return {h: tuple(declared[h]) for h in manifest.heads}
     name = str(manifest.model.get("name", ""))
     out = {}
     for head in manifest.heads:

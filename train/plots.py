@@ -62,6 +62,7 @@ def training_curves_figure(history: Sequence[dict[str, float]], best_epoch: int 
     ax_f1.plot(epochs, [h["dev_macro_f1"] for h in history], "o-", color="C2", label="dev macro-F1")
     ax_f1.set(xlabel="epoch", ylabel="macro-F1", title="Dev macro-F1", ylim=(0, 1))
     for ax in (ax_loss, ax_f1):
+        ax.xaxis.get_major_locator().set_params(integer=True)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", ls="--", lw=1, label="best dev loss")
         ax.grid(alpha=0.3)
@@ -73,32 +74,33 @@ def training_curves_figure(history: Sequence[dict[str, float]], best_epoch: int 
     return fig
 
 
-def reliability_figure(logits: np.ndarray, labels: np.ndarray, temperature: float, title: str) -> Any:
-    """Accuracy against confidence per bin, before and after temperature scaling (diagonal = calibrated)."""
+def reliability_figure(sets: dict[str, tuple[np.ndarray, np.ndarray]], temperature: float) -> Any:
+    """Accuracy against confidence per bin (diagonal = calibrated), before and after temperature
+    scaling, one row per set of (logits, labels): the set T was fitted on and the held-out one."""
     from auxformer.calibration.temperature import expected_calibration_error, reliability
     from auxformer.runtime.metrics import softmax
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
-    for ax, t, name in ((axes[0], 1.0, "before"), (axes[1], temperature, f"after (T = {temperature:.2f})")):
-        probs = softmax(logits / t)
-        r = reliability(probs, labels)
-        centres = [(a + b) / 2 for a, b in itertools.pairwise(r.edges)]
-        width = r.edges[1] - r.edges[0]
-        shown = [c > 0 for c in r.count]
-        ax.bar(
-            [c for c, s in zip(centres, shown, strict=True) if s],
-            [a for a, s in zip(r.accuracy, shown, strict=True) if s],
-            width=width * 0.9,
-            edgecolor="C0",
-            alpha=0.7,
-            label="accuracy",
-        )
-        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-        ece = expected_calibration_error(probs, labels)
-        ax.set(xlabel="confidence", title=f"{name}: ECE {ece:.3f}", xlim=(0, 1), ylim=(0, 1))
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"accuracy ({title})")
-    axes[1].legend(loc="upper left")
+    fig, axes = plt.subplots(len(sets), 2, figsize=(9, 3.6 * len(sets)), sharey=True, squeeze=False)
+    for row, (set_name, (logits, labels)) in zip(axes, sets.items(), strict=True):
+        for ax, t, when in ((row[0], 1.0, "before"), (row[1], temperature, f"after (T = {temperature:.2f})")):
+            probs = softmax(logits / t)
+            r = reliability(probs, labels)
+            centres = [(a + b) / 2 for a, b in itertools.pairwise(r.edges)]
+            shown = [c > 0 for c in r.count]
+            ax.bar(
+                [c for c, s in zip(centres, shown, strict=True) if s],
+                [a for a, s in zip(r.accuracy, shown, strict=True) if s],
+                width=(r.edges[1] - r.edges[0]) * 0.9,
+                edgecolor="C0",
+                alpha=0.7,
+                label="accuracy",
+            )
+            ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+            ece = expected_calibration_error(probs, labels)
+            ax.set(xlabel="confidence", title=f"{set_name}, {when}: ECE {ece:.3f}", xlim=(0, 1), ylim=(0, 1))
+            ax.grid(alpha=0.3)
+        row[0].set_ylabel("accuracy")
+    axes[0][1].legend(loc="upper left")
     fig.tight_layout()
     return fig

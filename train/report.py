@@ -8,33 +8,26 @@ from rich.console import Console
 from rich.table import Table
 
 CONDITION_KEYS = (
-    ("test", "full (audio + video)"),
+    ("test", "audio + video"),
     ("test_audio_only", "audio only"),
     ("test_video_only", "video only"),
 )
 
 
 def summary_table(metrics: dict[str, Any]) -> Table:
-    labels = metrics["labels"]
+    """Test conditions as columns, metrics as rows: narrow enough for an 80-column log."""
+    conditions = [(key, name) for key, name in CONDITION_KEYS if key in metrics]
     table = Table(
-        title=f"{metrics['model']} ({metrics['training']} training) - test set, best epoch {metrics['best_epoch']}",
+        title=f"{metrics['model']} ({metrics['training']} training), test set, best epoch {metrics['best_epoch']}",
         title_justify="left",
     )
-    table.add_column("condition")
-    table.add_column("macro-F1", justify="right", style="bold")
-    table.add_column("micro-F1", justify="right")
-    for label in labels:
-        table.add_column(label[:8], justify="right", style="dim")
-    for key, name in CONDITION_KEYS:
-        if key not in metrics:
-            continue
-        r = metrics[key]
-        table.add_row(
-            name,
-            f"{r['macro_f1']:.3f}",
-            f"{r['micro_f1']:.3f}",
-            *(f"{r['per_class_f1'][label]:.2f}" for label in labels),
-        )
+    table.add_column("test condition")
+    for _, name in conditions:
+        table.add_column(name, justify="right")
+    table.add_row("macro-F1", *(f"[bold]{metrics[k]['macro_f1']:.3f}[/]" for k, _ in conditions))
+    table.add_row("micro-F1", *(f"{metrics[k]['micro_f1']:.3f}" for k, _ in conditions), end_section=True)
+    for label in metrics["labels"]:
+        table.add_row(f"F1 {label}", *(f"{metrics[k]['per_class_f1'][label]:.2f}" for k, _ in conditions), style="dim")
     return table
 
 

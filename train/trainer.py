@@ -367,7 +367,10 @@ class Trainer:
         ckpt = checkpoint.read(self.out / checkpoint.BEST)
         checkpoint.save(self.out / checkpoint.BEST, {**ckpt, "calibration": report.to_dict()})
         plots.save_figure(
-            plots.reliability_figure(test["logits"], test["labels"], report.temperature, "test set"),
+            plots.reliability_figure(
+                {"dev (T fitted here)": (dev["logits"], dev["labels"]), "test": (test["logits"], test["labels"])},
+                report.temperature,
+            ),
             self.out / "reliability.png",
         )
         return report.to_dict()
