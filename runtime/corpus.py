@@ -8,6 +8,7 @@ the previous corpus or no manifest at all, never a manifest that names missing c
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator
@@ -127,6 +128,7 @@ class CorpusWriter:
     def __init__(self, root: str | Path, labels: Iterable[str] | None = None, **metadata: Any):
         self.root = Path(root)
         self.rows: list[dict[str, str]] = []
+        self.files: set[str] = set()
         self.metadata: dict[str, Any] = dict(metadata)
         if labels is not None:
             self.metadata["labels"] = list(labels)
@@ -135,7 +137,13 @@ class CorpusWriter:
     def add(self, clip: ClipFeatures, split: str | None = None, **extra: Any) -> None:
         if clip.label is None or clip.speaker is None:
             raise CorpusError(f"{clip.clip_id}: a corpus clip needs a label and a speaker")
+        if any(r["clip_id"] == clip.clip_id for r in self.rows):
+            raise CorpusError(f"clip id {clip.clip_id!r} appears twice: clip ids must be unique")
         rel = f"clips/{_safe_name(clip.clip_id)}.npz"
+        if rel in self.files:  # two ids that differ only in characters a file name cannot keep
+            digest = hashlib.blake2b(clip.clip_id.encode(), digest_size=4).hexdigest()
+            rel = f"clips/{_safe_name(clip.clip_id)}-{digest}.npz"
+        self.files.add(rel)
         atomic.write_bytes(self.root / rel, clip_to_npz_bytes(clip))
         row = {"clip_id": clip.clip_id, "speaker": clip.speaker, "label": clip.label, "path": rel}
         if split is not None:
@@ -146,7 +154,7 @@ class CorpusWriter:
             has_audio=str(int(clip.has_audio)),
             has_video=str(int(clip.has_video)),
         )
-        row.update({k: str(v) for k, v in extra.items()})
+        row.update({k: str(v) for k, v in extra.items() if k not in row})  # never shadow our own columns
         self.metadata.setdefault("video_dim", clip.video_dim)
         self.rows.append(row)
 

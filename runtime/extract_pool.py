@@ -43,14 +43,15 @@ def extract_job(job: Job) -> ClipFeatures:
     path, clip_id = job
     assert _worker is not None, "extract_job runs in a process set up by _init_worker"
     extractor, cache = _worker
-    if cache is not None:
-        hit = cache.get(path, clip_id)
+    key = cache.key_or_none(path) if cache is not None else None  # hashed once for lookup and store
+    if key is not None:
+        hit = cache.get(key, path, clip_id)
         if hit is not None:
             return hit
     clip = extractor(path, clip_id)
     clip.info["cached"] = False
-    if cache is not None:
-        cache.put(path, clip)
+    if key is not None:
+        cache.put(key, clip)
     return clip
 
 

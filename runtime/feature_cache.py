@@ -10,6 +10,7 @@ cheap to find again, and may be the machine's, not the file's.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import io
@@ -44,10 +45,15 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+# settings that change how features are computed, not what they are (weights count by content below)
+NOT_IN_KEY = ("threads", "providers", "vggface_weights", "ssd_prototxt", "ssd_model")
+
+
 class FeatureCache:
     def __init__(self, root: str | Path, settings: FeatureSettings):
         self.root = Path(root)
-        described = {"format": FORMAT, "settings": settings.to_dict(), "versions": _versions()}
+        kept = {k: v for k, v in settings.to_dict().items() if k not in NOT_IN_KEY}
+        described = {"format": FORMAT, "settings": kept, "versions": _versions()}
         # weights are named by path in the settings: key on what the files hold
         for name in ("vggface_weights", "ssd_prototxt", "ssd_model"):
             value = getattr(settings, name)
@@ -58,30 +64,34 @@ class FeatureCache:
     def key(self, path: str | Path) -> str:
         return file_digest(path, self.salt)
 
+    def key_or_none(self, path: str | Path) -> str | None:
+        """The file's key, or None when it cannot be read (extraction will say why)."""
+        try:
+            return self.key(path)
+        except OSError:
+            return None
+
     def _entry(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
 
-    def get(self, path: str | Path, clip_id: str) -> ClipFeatures | None:
+    def get(self, key: str, path: str | Path, clip_id: str) -> ClipFeatures | None:
         try:
-            entry = self._entry(self.key(path))
+            entry = self._entry(key)
             if not entry.is_file():
                 return None
             with np.load(entry, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in ("audio", "audio_mask", "video", "video_mask")}
                 meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError):
-            return None  # unreadable file or damaged entry: extract again
-        info = {**meta["info"], "cached": True, "source": str(path)}
-        return ClipFeatures(clip_id, **arrays, status=Status(meta["status"]), reason=meta["reason"], info=info)
+            info = {**meta["info"], "cached": True, "source": str(path)}
+            return ClipFeatures(clip_id, **arrays, status=Status(meta["status"]), reason=meta["reason"], info=info)
+        except Exception:  # a damaged entry of any kind (torn zip, odd metadata): extract again
+            return None
 
-    def put(self, path: str | Path, clip: ClipFeatures) -> None:
+    def put(self, key: str, clip: ClipFeatures) -> None:
         if not clip.status.usable:
-            return
-        try:
-            key = self.key(path)
-        except OSError:
             return
         meta = json.dumps({"status": clip.status.value, "reason": clip.reason, "info": clip.info}, default=str)
         buf = io.BytesIO()
         np.savez(buf, **clip.arrays(), meta=np.array(meta))
-        atomic.write_bytes(self._entry(key), buf.getvalue())
+        with contextlib.suppress(OSError):  # a full disk or read-only cache costs speed, never the clip
+            atomic.write_bytes(self._entry(key), buf.getvalue())

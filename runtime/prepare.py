@@ -96,14 +96,14 @@ def prepare(
             if clip.status in SKIPPED:
                 continue
             clip.label, clip.speaker = item.label, item.speaker
-            writer.add(
-                clip,
-                split=item.split,
-                status=clip.status.value,
-                face_rate=f"{clip.info.get('face_rate', 0.0):.3f}",
-                source=str(item.path),
+            # the corpus's own columns win over a source CSV's columns of the same name
+            columns = {
                 **item.extra,
-            )
+                "status": clip.status.value,
+                "source": str(item.path),
+                "face_rate": f"{clip.info.get('face_rate', 0.0):.3f}",
+            }
+            writer.add(clip, split=item.split, **columns)
         _write_report(out / REPORT, report)
         if not writer.rows:
             raise RuntimeError(f"no usable clip among {len(items)}: see the reasons in {out / REPORT}")
@@ -131,6 +131,8 @@ def _report_row(clip_id: str, path: Path, clip: ClipFeatures) -> dict[str, str]:
 
 
 def _write_report(path: Path, rows: list[dict[str, str]]) -> None:
+    if not rows:
+        raise RuntimeError("the media corpus lists no clips")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()

@@ -162,9 +162,9 @@ def test_label_folders_with_and_without_speakers(tmp_path):
             (tmp_path / label / name).write_bytes(b"placeholder")
     corpus = read_label_folders(tmp_path, speaker_pattern=r"^(a\d\d)_")
     assert [(i.clip_id, i.label, i.speaker) for i in corpus.items] == [
-        ("happy/a01_x", "happy", "a01"),
-        ("happy/a02_y", "happy", "a02"),
-        ("sad/a01_z", "sad", "a01"),
+        ("happy/a01_x.mp4", "happy", "a01"),
+        ("happy/a02_y.mp4", "happy", "a02"),
+        ("sad/a01_z.mkv", "sad", "a01"),
     ]
     plain = open_media_corpus(tmp_path, kind="folder")
     assert plain.items[0].speaker == plain.items[0].clip_id and "every clip counts as its own speaker" in plain.notes[0]
@@ -179,8 +179,8 @@ def test_csv_lists(tmp_path):
     listing.write_text("path,label,speaker,split,take\nclips/one.mp4,angry,s1,train,2\nclips/two.mp4,sad,s2,test,1\n")
     corpus = open_media_corpus(listing)
     assert [(i.clip_id, i.label, i.speaker, i.split, i.extra) for i in corpus.items] == [
-        ("clips/one", "angry", "s1", "train", {"take": "2"}),
-        ("clips/two", "sad", "s2", "test", {"take": "1"}),
+        ("clips/one.mp4", "angry", "s1", "train", {"take": "2"}),
+        ("clips/two.mp4", "sad", "s2", "test", {"take": "1"}),
     ]
     assert corpus.items[0].path == tmp_path / "clips" / "one.mp4"
     assert any("1 listed files do not exist" in n for n in corpus.notes)

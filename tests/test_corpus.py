@@ -72,3 +72,17 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_clip_ids_stay_unique_and_files_never_collide(tmp_path):
+    with CorpusWriter(tmp_path) as out:
+        a, b = _clip(0), _clip(2)
+        a.clip_id, b.clip_id = "a/b_c", "a_b/c"  # the same safe file name
+        out.add(a, source="x.mp4")
+        out.add(b, status="our own column wins", has_audio="not from the CSV")
+        with pytest.raises(CorpusError, match="appears twice"):
+            out.add(a)
+    corpus = FeatureCorpus.open(tmp_path)
+    assert len({e.path for e in corpus.entries}) == 2
+    np.testing.assert_array_equal(corpus.load(corpus.entries[1]).audio, _clip(2).audio)
+    assert corpus.entries[1].extra["has_audio"] == "1"

@@ -63,3 +63,21 @@ def test_failed_clips_are_not_cached(tmp_path):
     again = _run([broken], tmp_path / "cache")
     assert again[0].status.value == "failed" and not again[0].info.get("cached")
     assert not list((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_a_damaged_entry_or_a_read_only_cache_never_stops_a_batch(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", 0.5)
+    cache_dir = tmp_path / "cache"
+    first = list(extract_many([(str(clip), "a")], FeatureSettings(), workers=1, cache_dir=cache_dir, progress=False))
+    entry = next(cache_dir.rglob("*.npz"))
+    entry.write_bytes(entry.read_bytes()[:100])  # a torn zip: BadZipFile, not OSError
+    again = list(extract_many([(str(clip), "a")], FeatureSettings(), workers=1, cache_dir=cache_dir, progress=False))
+    assert again[0].status == first[0].status and not again[0].info["cached"]
+    np.testing.assert_array_equal(again[0].audio, first[0].audio)
+
+
+def test_threads_and_weight_paths_do_not_change_the_key(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", 0.5)
+    assert FeatureCache(tmp_path, FeatureSettings(threads=1)).key(clip) == FeatureCache(
+        tmp_path, FeatureSettings(threads=4)
+    ).key(clip)

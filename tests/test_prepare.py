@@ -41,7 +41,7 @@ def test_prepare_writes_usable_clips_and_reports_every_clip(tmp_path):
     assert (summary.clips, summary.written) == (4, 2)
     assert summary.counts == {"ok": 1, "no_audio": 1, "empty": 1, "failed": 1}
     corpus = FeatureCorpus.open(tmp_path / "features")
-    assert [e.clip_id for e in corpus] == ["media/s1_a", "media/s2_b"]
+    assert [e.clip_id for e in corpus] == ["media/s1_a.mp4", "media/s2_b.mp4"]
     assert [e.extra["status"] for e in corpus] == ["ok", "no_audio"]
     clip = corpus.load(corpus.entries[1])
     assert clip.video.shape[1] == 32 * 32 and not clip.has_audio and clip.has_video
@@ -53,8 +53,8 @@ def test_prepare_writes_usable_clips_and_reports_every_clip(tmp_path):
     assert meta["extraction"]["counts"]["failed"] == 1 and meta["labels"] == ["happy", "sad"]
 
     report = {r["clip_id"]: r for r in _rows(tmp_path / "features" / "prepare_report.csv")}
-    assert report["media/s4_d"]["status"] == "failed" and report["media/s4_d"]["reason"]
-    assert report["media/s3_c"]["status"] == "empty" and "silent" in report["media/s3_c"]["reason"]
+    assert report["media/s4_d.mp4"]["status"] == "failed" and report["media/s4_d.mp4"]["reason"]
+    assert report["media/s3_c.mp4"]["status"] == "empty" and "silent" in report["media/s3_c.mp4"]["reason"]
 
 
 def test_prepare_command_on_a_cremad_layout_with_vote_labels(tmp_path, cremad_meta):

@@ -107,3 +107,33 @@ def test_state_dict_reader_refuses_pickled_objects(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"junk")
     with pytest.raises(StateDictError):
         read_state_dict(tmp_path / "junk.pth")
+
+
+class _RunsCode:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_legacy_pth_cannot_run_code_from_its_header(tmp_path):
+    import pickle
+
+    marker = tmp_path / "ran"
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps(_RunsCode(str(marker))))
+    with pytest.raises(StateDictError, match="refusing to load"):
+        read_state_dict(tmp_path / "evil.pth")
+    assert not marker.exists()
+
+
+def test_a_tensor_reaching_outside_its_storage_is_refused():
+    import numpy as np
+
+    from auxformer.runtime.media.torch_state import _TensorRef
+
+    with pytest.raises(StateDictError, match="outside its storage"):
+        _TensorRef(np.zeros(10, np.float32), 4, (4, 4), (4, 1)).array()
+    assert _TensorRef(np.arange(12, dtype=np.float32), 0, (3, 4), (4, 1)).array().shape == (3, 4)

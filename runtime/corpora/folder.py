@@ -31,7 +31,7 @@ def read_label_folders(root: str | Path, speaker_pattern: str | None = None) -> 
     items, unmatched = [], 0
     for label in labels:
         for path in find_media(root / label):
-            clip_id = path.relative_to(root).with_suffix("").as_posix()
+            clip_id = path.relative_to(root).as_posix()  # with its suffix: x.mp4 and x.wav are two clips
             speaker = _speaker(path, pattern)
             unmatched += pattern is not None and speaker is None
             items.append(MediaItem(path, clip_id, label, speaker or clip_id))
@@ -59,7 +59,7 @@ def read_csv_list(csv_path: str | Path, root: str | Path | None = None, labels: 
         path = base / row["path"]
         if not path.exists():
             missing += 1  # listed but absent: extraction would fail it anyway, say so up front
-        clip_id = Path(row["path"]).with_suffix("").as_posix()
+        clip_id = Path(row["path"]).as_posix()  # with its suffix: x.mp4 and x.wav are two clips
         extra = {k: v for k, v in row.items() if k not in ("path", "label", "speaker", "split") and v is not None}
         items.append(
             MediaItem(path, clip_id, row["label"], row.get("speaker") or clip_id, row.get("split") or None, extra)

@@ -51,6 +51,10 @@ class _TensorRef:
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
 
     def array(self) -> np.ndarray:
+        # a crafted size or stride must not read past the storage
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride, strict=True) if n > 0)
+        if self.offset < 0 or any(s < 0 for s in self.stride) or (all(self.size) and last >= len(self.storage)):
+            raise StateDictError("a tensor's size and stride reach outside its storage: the file is damaged")
         item = self.storage.itemsize
         strides = [s * item for s in self.stride]
         view = np.lib.stride_tricks.as_strided(self.storage[self.offset :], shape=self.size, strides=strides)
@@ -141,15 +145,22 @@ def _read_zip(path: Path) -> Any:
         return _Unpickler(io.BytesIO(zf.read(pkl)), load_storage).load()
 
 
+def _plain(fh: BinaryIO) -> Any:
+    """One of the legacy format's header pickles: plain data only, never a global."""
+    return _Unpickler(fh, None).load()
+
+
 def _read_legacy(fh: BinaryIO) -> Any:
     try:
-        magic = pickle.load(fh)
+        magic = _plain(fh)
     except Exception as err:
         raise StateDictError(f"not a torch.save file ({err})") from None
     if magic != LEGACY_MAGIC:
         raise StateDictError("not a torch.save file (no zip archive and no legacy magic number)")
-    pickle.load(fh)  # protocol version
-    sys_info = pickle.load(fh)
+    _plain(fh)  # protocol version
+    sys_info = _plain(fh)
+    if not isinstance(sys_info, dict):
+        raise StateDictError("not a torch.save file (its header is not a dict)")
     order = "<" if sys_info.get("little_endian", True) else ">"
     pending: dict[str, tuple[np.ndarray, np.dtype, int]] = {}
 
@@ -160,7 +171,7 @@ def _read_legacy(fh: BinaryIO) -> Any:
         return pending[key][0]
 
     obj = _Unpickler(fh, load_storage).load()
-    for key in pickle.load(fh):
+    for key in _plain(fh):
         buffer, dtype, _ = pending[str(key)]
         (count,) = struct.unpack(f"{order}q", fh.read(8))
         raw = fh.read(count * dtype.itemsize)
