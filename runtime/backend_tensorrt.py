@@ -170,14 +170,27 @@ class TensorRTBackend:
         cuda.init()
         self._cuda_context = cuda.Device(index).retain_primary_context()
         self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self._load(path, index)
+        except BaseException:
+            self._cuda_context.detach()  # the retained context is ours to give back on any failure
+            raise
+
+    def _load(self, path: Path, index: int) -> None:
+        trt, cuda = self.trt, self.cuda
         with self._on_device():
             self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            if (self.manifest.engine or {}).get("version_compatible"):
+                # a version-compatible plan embeds the lean runtime: host code TensorRT must be allowed to run
+                self._runtime.engine_host_code_allowed = True
             self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
             if self.engine is None:
                 built = self.manifest.engine or {}
                 raise BackendError(
                     f"{path}: TensorRT {trt.__version__} could not load this engine (built with TensorRT "
-                    f"{built.get('tensorrt', '?')} for {built.get('gpu', '?')}); rebuild it here with auxformer-export"
+                    f"{built.get('tensorrt_version', '?')} for {built.get('gpu', '?')}); rebuild it here with "
+                    "auxformer-export"
                 )
             api = NamedTensors if self.version >= NAMED_TENSORS_SINCE else Bindings
             self.api: NamedTensors | Bindings = api(trt, self.engine)
@@ -256,8 +269,12 @@ class TensorRTBackend:
             raise BackendError(f"input {tensor.name} of shape {shape} is outside the engine's profile {low}..{high}")
 
     def close(self) -> None:
-        with self._lock, self._on_device():
-            self.buffers.free()
-            self.context = None
-            self.engine = None
-        self._cuda_context.detach()
+        with self._lock:
+            if self._closed:  # Session.close() and then leaving a `with` block both land here
+                return
+            self._closed = True
+            with self._on_device():
+                self.buffers.free()
+                self.context = None
+                self.engine = None
+            self._cuda_context.detach()

@@ -8,6 +8,7 @@ waiting, so bucketing has clips of similar length to group). `.npz` feature file
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -91,24 +92,47 @@ def make_jobs(files: list[Path], roots: list[Path]) -> list[Job]:
     return jobs
 
 
-def _produce(jobs: list[Job], session: Session, options: InferOptions, out: queue.Queue, stages: _Stages) -> None:
+class _Stopped(Exception):
+    """The consumer stopped (it failed or was interrupted): the producer must not wait on it."""
+
+
+def _put(out: queue.Queue, item: _Ready | None, stop: threading.Event) -> None:
+    while True:
+        if stop.is_set():
+            raise _Stopped
+        try:
+            out.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+
+
+def _produce(
+    jobs: list[Job], session: Session, options: InferOptions, out: queue.Queue, stages: _Stages, stop: threading.Event
+) -> None:
     t0 = time.perf_counter()
     try:
         for job in jobs:
             if job.path.suffix.lower() in FEATURE_SUFFIXES:
                 t = time.perf_counter()
                 clip = load_npz(job.path, job.clip_id)
-                out.put(_Ready(job, clip, time.perf_counter() - t))
+                _put(out, _Ready(job, clip, time.perf_counter() - t), stop)
         media = [j for j in jobs if j.path.suffix.lower() not in FEATURE_SUFFIXES]
         if media:
-            for job, clip in zip(media, _extract(media, session, options), strict=True):
-                cached = bool(clip.info.get("cached"))
-                out.put(_Ready(job, clip, 0.0 if cached else float(clip.info.get("seconds", 0.0)), cached))
+            # closing the generator shuts the worker pool down, also when the consumer stops early
+            with contextlib.closing(_extract(media, session, options)) as clips:
+                for job, clip in zip(media, clips, strict=True):
+                    cached = bool(clip.info.get("cached"))
+                    seconds = 0.0 if cached else float(clip.info.get("seconds", 0.0))
+                    _put(out, _Ready(job, clip, seconds, cached), stop)
+    except _Stopped:
+        return
     except BaseException as err:  # handed to the consumer, which re-raises it in the calling thread
         stages.errors.append(err)
     finally:
         stages.extract_wall = time.perf_counter() - t0
-        out.put(None)
+    with contextlib.suppress(_Stopped):
+        _put(out, None, stop)
 
 
 def _extract(media: list[Job], session: Session, options: InferOptions) -> Iterator[ClipFeatures]:
@@ -155,7 +179,8 @@ def run(
     t_start = time.perf_counter()
     stages = _Stages()
     ready: queue.Queue[_Ready | None] = queue.Queue(maxsize=max(64, 4 * options.window * options.batch_size))
-    producer = threading.Thread(target=_produce, args=(jobs, session, options, ready, stages), daemon=True)
+    stop = threading.Event()
+    producer = threading.Thread(target=_produce, args=(jobs, session, options, ready, stages, stop), daemon=True)
     producer.start()
     rows: dict[int, tuple[Job, Prediction, _Ready]] = {}
     pending: list[_Ready] = []
@@ -173,26 +198,29 @@ def run(
         notify("predicted", len(pending))
         pending.clear()
 
-    while True:
-        enough = len(pending) >= options.batch_size
-        t = time.perf_counter()
-        try:
-            item = ready.get(block=not enough)
-        except queue.Empty:  # a batch is ready and nothing else is: predict now, extraction goes on
+    try:
+        while True:
+            enough = len(pending) >= options.batch_size
+            t = time.perf_counter()
+            try:
+                item = ready.get(block=not enough)
+            except queue.Empty:  # a batch is ready and nothing else is: predict now, extraction goes on
+                flush()
+                continue
+            stages.wait += time.perf_counter() - t
+            if item is None:
+                break
+            stages.cached += item.cached
+            stages.extract_sum += item.extract_s
+            pending.append(item)
+            notify("extracted", 1)
+            if len(pending) >= options.window * options.batch_size:
+                flush()
+        if pending:
             flush()
-            continue
-        stages.wait += time.perf_counter() - t
-        if item is None:
-            break
-        stages.cached += item.cached
-        stages.extract_sum += item.extract_s
-        pending.append(item)
-        notify("extracted", 1)
-        if len(pending) >= options.window * options.batch_size:
-            flush()
-    if pending:
-        flush()
-    producer.join()
+    finally:
+        stop.set()  # a failed or interrupted inference must not leave the producer and its pool behind
+        producer.join()
     if stages.errors:
         raise stages.errors[0]
     t_write = time.perf_counter()

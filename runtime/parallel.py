@@ -55,7 +55,9 @@ def ordered_map(
     pool = new_pool(workers)
     try:
         while next_out < len(jobs):
-            while pending and len(inflight) < window:
+            # results held back behind a slow head job count too, or they pile up without bound; the head
+            # itself always goes (pending stays sorted, so it is first there when not in flight)
+            while pending and (len(inflight) + len(results) < window or pending[0] == next_out):
                 i = pending.popleft()
                 if i in suspects:
                     results[i] = _run_alone(new_pool, fn, jobs[i], crashed)

@@ -274,5 +274,5 @@ def make_fake_tensorrt(version: str, cuda: types.ModuleType, record: Recorder) -
 def write_fake_plan(onnx_path: Path, plan_path: Path, shapes: dict[str, dict[str, int]], video_dim: int) -> Path:
     """A fake `model.plan` (JSON) for `onnx_path` with profile `shapes`, and its `model.plan.json`."""
     plan_path.write_text(json.dumps({"onnx": str(onnx_path), "profile": input_profile(shapes, video_dim)}))
-    sidecar(onnx_path, plan_path, {"tensorrt": "fake", "gpu": "none", "profile": shapes})
+    sidecar(onnx_path, plan_path, {"tensorrt_version": "fake", "gpu": "none", "profile": shapes})
     return plan_path

@@ -14,3 +14,12 @@ def square_or_die(x: int) -> int:
 
 def crashed(x: int) -> str:
     return f"crashed on {x}"
+
+
+def slow_first(x: int) -> int:
+    """Job 0 takes a while, the others are instant: results wait behind it."""
+    if x == 0:
+        import time
+
+        time.sleep(1.5)
+    return x

@@ -77,3 +77,26 @@ def test_long_clips_can_be_truncated_instead(bad_batch):
 def test_a_job_that_kills_its_worker_is_reported_and_the_rest_finish():
     results = list(ordered_map(square_or_die, [1, 2, -1, 3, 4], workers=2, crashed=crashed))
     assert results == [1, 4, "crashed on -1", 9, 16]
+
+
+def test_results_waiting_behind_a_slow_job_stay_bounded(monkeypatch):
+    """The window counts results held back for order, not just jobs in flight: while job 0 is slow,
+    the pool must not run ahead through the whole list."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from auxformer.runtime import parallel
+
+    from .pool_jobs import slow_first
+
+    submitted = []
+
+    class CountingPool(ProcessPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            submitted.append(args[0])
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", CountingPool)
+    gen = ordered_map(slow_first, list(range(40)), workers=2, crashed=crashed)
+    assert next(gen) == 0
+    assert len(submitted) <= 2 * 2 + 2 + 1  # the window, plus the head's slot
+    assert list(gen) == list(range(1, 40))

@@ -83,3 +83,27 @@ def test_usage_errors_exit_clearly(folder, tmp_path):
     result = _run(str(folder), "--model", str(bogus), "--out", str(tmp_path))
     assert result.exit_code == 2 and "onnxruntime cannot load it" in result.output
     assert not (tmp_path / "predictions.jsonl").exists()
+
+
+def test_a_failing_inference_stops_the_producer_too(tmp_path, monkeypatch):
+    """An inference error reaches the caller, and the extraction thread does not linger behind it
+    (more clips than the ready queue holds, so the producer is blocked when inference fails)."""
+    import threading
+
+    from auxformer.runtime.infer import InferOptions, make_jobs, run
+
+    many = tmp_path / "many"
+    for i in range(80):
+        write_npz(make_clip(f"c{i}", 20, 6), many / f"c{i}.npz")
+    session = Session.load(tiny_onnx(), device="cpu")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the GPU fell off the bus")
+
+    monkeypatch.setattr(session, "predict", broken)
+    files, _ = find_inputs([many])
+    folder = many
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="fell off the bus"):
+        run(session, make_jobs(files, [folder]), tmp_path, InferOptions(batch_size=2, window=1, progress=False))
+    assert threading.active_count() == before

@@ -126,11 +126,19 @@ def test_a_sidecar_that_does_not_describe_the_engine_is_refused(fake_gpu, plan, 
 
 
 def test_an_unreadable_engine_and_a_cpu_device_are_refused(fake_gpu, plan, tmp_path):
-    fake_gpu("10.3.0")
+    record = fake_gpu("10.3.0")
     broken = tmp_path / "model.plan"
     broken.write_bytes(b"\x00not an engine")
     (tmp_path / "model.plan.json").write_text((plan.parent / "model.plan.json").read_text())
-    with pytest.raises(BackendError, match="could not load this engine"):
+    with pytest.raises(BackendError, match=r"could not load this engine \(built with TensorRT fake"):
         Session.load(broken)
+    assert record.names().count("ctx.detach") == 1  # the CUDA context is given back when loading fails
     with pytest.raises(BackendError, match="runs on a GPU"):
         Session.load(plan, device="cpu")
+
+
+def test_closing_twice_gives_the_context_back_once(fake_gpu, plan):
+    record = fake_gpu("10.3.0")
+    with Session.load(plan, device="cuda:0") as session:
+        session.close()
+    assert record.names().count("ctx.detach") == 1
