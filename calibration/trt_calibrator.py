@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from auxformer.runtime import atomic
+from auxformer.runtime.backend_tensorrt import parse_version
 from auxformer.runtime.optional import require
 
 from .dataset import CalibrationSet
@@ -26,8 +27,7 @@ LEGACY_BEFORE = (10, 0)  # implicit calibration is what TensorRT < 10 offers (de
 
 
 def needs_legacy_calibrator(trt_version: str) -> bool:
-    major, minor = (int(p) for p in trt_version.split(".")[:2])
-    return (major, minor) < LEGACY_BEFORE
+    return parse_version(trt_version) < LEGACY_BEFORE
 
 
 def conform(batch: dict[str, np.ndarray], shape: tuple[int, int, int]) -> dict[str, np.ndarray]:

@@ -159,7 +159,8 @@ def _crop(clip: ClipFeatures, ta: int, tv: int, rng: np.random.Generator, whole:
     lengths = {}
     for m, t in (("audio", ta), ("video", tv)):
         n = min(t, len(getattr(clip, f"{m}_mask")))
-        lengths[m] = n if whole else int(rng.integers(max(1, n // 3), n + 1))
+        # a stream of no frames (a video without audio) stays empty; padding gives it one masked step
+        lengths[m] = n if whole or n == 0 else int(rng.integers(max(1, n // 3), n + 1))
     return ClipFeatures(
         clip.clip_id,
         clip.audio[: lengths["audio"]],

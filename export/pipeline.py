@@ -3,6 +3,7 @@ TensorRT engine -> Triton repository. Every exported model is verified before an
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -208,7 +209,10 @@ def _legacy_calibrator(request: ExportRequest, profile: Profile, console: Consol
     require("pycuda.autoinit")  # the calibrator's device buffers need a current CUDA context
     shape = (profile.batch.opt, profile.audio_len.opt, profile.video_len.opt)
     calib = CalibrationSet.open(request.out / CALIBRATION_DIR)
-    return make_entropy_calibrator(calib, shape, request.out / "calibration.cache")
+    # TensorRT checks a cache's header, not the network it came from: name it after the model, so a
+    # re-export of a retrained model never reuses the old model's INT8 scales
+    model_hash = hashlib.sha256((request.out / FILES["fp32"]).read_bytes()).hexdigest()[:16]
+    return make_entropy_calibrator(calib, shape, request.out / f"calibration-{model_hash}.cache")
 
 
 def _face_encoder(request: ExportRequest, outcome: ExportOutcome, console: Console) -> None:

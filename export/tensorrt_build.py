@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import re
 import shutil
 import subprocess
 import time
@@ -23,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from auxformer.runtime import atomic
+from auxformer.runtime.backend_tensorrt import parse_version
 from auxformer.runtime.manifest import Manifest
 from auxformer.runtime.optional import MissingDependency, require
 
@@ -75,13 +75,6 @@ class BuildPlan:
     network_flags: tuple[str, ...] = ()  # NetworkDefinitionCreationFlag names
     builder_flags: tuple[str, ...] = ()  # BuilderFlag names
     use_calibrator: bool = False
-
-
-def parse_version(text: str) -> tuple[int, int]:
-    match = re.match(r"(\d+)\.(\d+)", text)
-    if not match:
-        raise EngineUnavailable(f"cannot read the TensorRT version {text!r}")
-    return int(match[1]), int(match[2])
 
 
 def plan_build(version: tuple[int, int], precision: str, models: OnnxModels, calibrator: Any = None) -> BuildPlan:

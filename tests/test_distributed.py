@@ -31,18 +31,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, corpus_root: str, out: str) -> None:
+def _worker(rank: int, world: int, port: int, corpus_root: str, out: str, batch_size: int = 12) -> None:
     from auxformer.runtime.corpus import FeatureCorpus
 
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank)
     )
     torch.set_num_threads(1)
-    _fit(FeatureCorpus.open(corpus_root), out)
+    _fit(FeatureCorpus.open(corpus_root), out, batch_size)
 
 
-def _fit(corpus, out: str) -> None:
-    cfg = TrainConfig(epochs=2, batch_size=12, training="optimized")
+def _fit(corpus, out: str, batch_size: int = 12) -> None:
+    cfg = TrainConfig(epochs=2, batch_size=batch_size, training="optimized")
     Trainer(
         corpus, cfg, ModelConfig(**TINY, **NO_DROPOUT), out, console=Console(quiet=True), progress=False, device="cpu"
     ).fit()
@@ -56,9 +56,11 @@ def test_shares_cover_a_global_batch_exactly_once():
             assert covered == list(range(n))
 
 
-def test_two_gloo_processes_equal_one_process(small_demo, tmp_path):
-    _fit(small_demo, str(tmp_path / "single"))
-    mp.spawn(_worker, args=(2, _free_port(), str(small_demo.root), str(tmp_path / "ddp")), nprocs=2, join=True)
+@pytest.mark.parametrize("batch_size", [12, 107])  # 107: the last batch holds one clip, one process idles
+def test_two_gloo_processes_equal_one_process(small_demo, tmp_path, batch_size):
+    _fit(small_demo, str(tmp_path / "single"), batch_size)
+    args = (2, _free_port(), str(small_demo.root), str(tmp_path / "ddp"), batch_size)
+    mp.spawn(_worker, args=args, nprocs=2, join=True)
     single = checkpoint.read(tmp_path / "single" / "last.pt")
     ddp = checkpoint.read(tmp_path / "ddp" / "last.pt")
     for name, tensor in single["state_dict"].items():

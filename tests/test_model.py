@@ -190,3 +190,32 @@ def test_normalisation_is_inside_the_model(tiny_config):
     plain.load_state_dict({k: t for k, t in model.state_dict().items() if "audio_norm" not in k}, strict=False)
     with torch.no_grad():
         assert torch.allclose(model(a, am, v, vm).logits, plain((a - mean) / std, am, v, vm).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["auxformer", "mult"])
+def test_causal_masks_keep_batch_invariance_when_a_stream_starts_without_a_face(name, tiny_config):
+    """With causal masks, early audio frames may see only invalid video frames: their attention is
+    zeroed row by row, so padding still cannot leak in."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = build_model(name, replace(tiny_config, causal=True)).eval()
+    clips = _clips(16)
+    clips[1][3][:3] = False  # no face in the first video frames
+    with torch.no_grad():
+        batch = model(*_pad(clips, garbage=1e4))
+        for i, clip in enumerate(clips):
+            alone = model(*_pad([clip]))
+            assert (alone.logits[0] - batch.logits[i]).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["audio_only", "video_only", "auxformer"])
+def test_every_parameter_learns(name, tiny_config):
+    """No parameter may sit unused (data-parallel training refuses those): a unimodal network has no
+    projection for the modality it ignores."""
+    torch.manual_seed(0)
+    model = build_model(name, tiny_config)
+    out = model(*_pad(_clips(16)))
+    sum(h.sum() for h in out.heads.values()).backward()
+    idle = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not idle, idle

@@ -22,7 +22,7 @@ class Keys:
     """Which keys each query may see, and whether a clip has any valid key at all."""
 
     allowed: Tensor  # bool, broadcasts to [B, heads, Tq, Tk]
-    any: Tensor  # float [B, 1, 1, 1]: 0 where the key modality is missing, to zero its attention
+    any: Tensor  # float, broadcasts to [B, heads, Tq, 1]: 0 for a query that may see no key at all
 
 
 def attention_keys(query_mask: Tensor, key_mask: Tensor, causal: bool = False) -> Keys:
@@ -35,7 +35,8 @@ def attention_keys(query_mask: Tensor, key_mask: Tensor, causal: bool = False) -
         i = torch.arange(query_mask.shape[1], device=query_mask.device)[None, :, None]
         j = torch.arange(key_mask.shape[1], device=key_mask.device)[None, None, :]
         allowed = allowed & (j * q_len <= i * k_len)[:, None]
-    return Keys(allowed, key_mask.any(1).to(torch.float32)[:, None, None, None])
+    # per query row: a missing key modality, or (causal) a row whose visible keys are all invalid
+    return Keys(allowed, allowed.any(-1, keepdim=True).to(torch.float32))
 
 
 class MultiHeadAttention(nn.Module):
@@ -51,10 +52,11 @@ class MultiHeadAttention(nn.Module):
         k = self.key(source).reshape(b, tk, self.heads, -1).transpose(1, 2)
         v = self.value(source).reshape(b, tk, self.heads, -1).transpose(1, 2)
         scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
-        # Lowest finite value, not -inf: a row with no valid key stays finite (and is zeroed below).
+        # Lowest finite value, not -inf: a row with no valid key stays finite, and its output is zeroed
+        # (on the [.., Tq, d_head] result rather than the larger score tensor)
         scores = scores.masked_fill(~keys.allowed, torch.finfo(scores.dtype).min)
-        weights = self.dropout(scores.softmax(-1)) * keys.any.to(scores.dtype)
-        return self.out((weights @ v).transpose(1, 2).reshape(b, tq, d))
+        attended = (self.dropout(scores.softmax(-1)) @ v) * keys.any.to(scores.dtype)
+        return self.out(attended.transpose(1, 2).reshape(b, tq, d))
 
 
 class Layer(nn.Module):
@@ -172,13 +174,18 @@ class AuxFormer(nn.Module):
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
         self.cfg, self.name = cfg, name
         d = cfg.d_model
-        self.audio_norm, self.video_norm = FeatureNorm(cfg.audio_dim), FeatureNorm(cfg.video_dim)
-        self.audio_proj = nn.Identity() if cfg.audio_dim == d else nn.Linear(cfg.audio_dim, d, bias=False)
-        self.video_proj = nn.Linear(cfg.video_dim, d, bias=False)  # = the paper's kernel-1 Conv1d
-
         fusion = name in ("auxformer", "baseline1", "mult")
         # main-network streams: audio <- video and video <- audio, or one stream over a single modality
         self.streams = ["audio", "video"] if fusion else [name.removesuffix("_only")]
+        aux = {"auxformer": ["audio", "video"], "audio_only": ["audio"], "video_only": ["video"]}.get(name, [])
+        # a unimodal network gets no projection for the other modality: it would train nothing (and
+        # data-parallel training refuses parameters that get no gradient)
+        self.modalities = [m for m in ("audio", "video") if m in self.streams or m in aux]
+        self.audio_norm, self.video_norm = FeatureNorm(cfg.audio_dim), FeatureNorm(cfg.video_dim)
+        audio_proj = nn.Identity() if cfg.audio_dim == d else nn.Linear(cfg.audio_dim, d, bias=False)
+        self.audio_proj = audio_proj if "audio" in self.modalities else None
+        # the paper's kernel-1 Conv1d, as the per-frame linear map it is
+        self.video_proj = nn.Linear(cfg.video_dim, d, bias=False) if "video" in self.modalities else None
         first_dropout = cfg.cross_attn_dropout if fusion else cfg.self_attn_dropout
         self.first = nn.ModuleDict({m: Encoder(cfg, first_dropout, positional=True) for m in self.streams})
         self.second = nn.ModuleDict(
@@ -190,7 +197,6 @@ class AuxFormer(nn.Module):
         self.main_head = ResidualMLP([d * len(self.streams)] * 3, cfg.out_dropout, cfg.num_classes)
         self.main_key = "av" if fusion else "main"
 
-        aux = {"auxformer": ["audio", "video"], "audio_only": ["audio"], "video_only": ["video"]}.get(name, [])
         self.aux_encoders = nn.ModuleDict({m: Encoder(cfg, cfg.self_attn_dropout) for m in aux})
         mlps = (
             [ResidualMLP([d, 512, 256, d], cfg.out_dropout, cfg.num_classes)] * len(aux)
@@ -203,26 +209,29 @@ class AuxFormer(nn.Module):
         self.apply(_init_linear)
 
     def forward(self, audio: Tensor, audio_mask: Tensor, video: Tensor, video_mask: Tensor) -> ModelOutput:
-        x = {
-            "audio": self.audio_proj(self.audio_norm(audio, audio_mask)),
-            "video": self.video_proj(self.video_norm(video, video_mask)),
-        }
+        inputs = {"audio": (audio, audio_mask, self.audio_norm), "video": (video, video_mask, self.video_norm)}
+        x = {m: getattr(self, f"{m}_proj")(inputs[m][2](inputs[m][0], inputs[m][1])) for m in self.modalities}
         masks = {"audio": audio_mask, "video": video_mask}
         other = {"audio": "video", "video": "audio"}
-        causal = self.cfg.causal
+        keys: dict[tuple[str, str], Keys] = {}
+
+        def keys_for(query: str, key: str) -> Keys:  # each (query, key) pair's masks are built once
+            if (query, key) not in keys:
+                keys[(query, key)] = attention_keys(masks[query], masks[key], self.cfg.causal)
+            return keys[(query, key)]
 
         pooled = []
         for m in self.streams:
             src = other[m] if len(self.streams) == 2 else m
-            h = self.first[m](x[m], attention_keys(masks[m], masks[src], causal), x[src] if src != m else None)
-            h = self.second[m](h, attention_keys(masks[m], masks[m], causal))
+            h = self.first[m](x[m], keys_for(m, src), x[src] if src != m else None)
+            h = self.second[m](h, keys_for(m, m))
             pooled.append(pool(h, masks[m], self.cfg.pooling))
         heads = {self.main_key: self.main_head(torch.cat(pooled, dim=-1))}
 
         for m, encoder in self.aux_encoders.items():
-            keys, h = attention_keys(masks[m], masks[m], causal), x[m]
+            h = x[m]
             for _ in range(self.cfg.aux_passes):  # the authors apply the aux encoder 3x, weights tied
-                h = encoder(h, keys)
+                h = encoder(h, keys_for(m, m))
             heads[m] = self.aux_heads[m](pool(h, masks[m], self.cfg.pooling))
         return ModelOutput(self.fuse(heads, masks), heads)
 

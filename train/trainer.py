@@ -162,14 +162,30 @@ class Trainer:
             "model_config": self.model_cfg.to_dict(),
             "train_config": self.cfg.to_dict(),
             "labels": self.labels,
-            "corpus": str(self.corpus.root),
+            "corpus": str(self.corpus.root.resolve()),  # export finds it from any working folder
             "feature_spec": {k: v for k, v in self.corpus.metadata.items() if k != "labels"},
             "length_stats": length_stats(self.corpus, self.parts["train"]),
             "parameters": count_parameters(self.model),
             "partition_sizes": {p: len(self.parts[p]) for p in PARTITIONS},
         }
 
-    def save_last(self) -> None:
+    def rng_states(self) -> list[dict[str, Any]]:
+        """Every process's random state (called by all of them): in-model dropout draws differ per
+        process, so an exact resume needs each one's, the GPU generator's too."""
+        state = {
+            "torch": torch.get_rng_state(),
+            "shuffle": self.shuffle_rng.get_state(),
+            "dropout": self.dropout_rng.get_state(),
+        }
+        if self.dist.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.dist.device)
+        if not self.dist.distributed:
+            return [state]
+        gathered: list[Any] = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(gathered, state)
+        return gathered
+
+    def save_last(self, rngs: list[dict[str, Any]]) -> None:
         checkpoint.save(
             self.out / checkpoint.LAST,
             {
@@ -177,11 +193,7 @@ class Trainer:
                 "state_dict": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "shuffle": self.shuffle_rng.get_state(),
-                    "dropout": self.dropout_rng.get_state(),
-                },
+                "rng": rngs,  # one per process
                 "state": self.state.__dict__,
             },
         )
@@ -211,9 +223,18 @@ class Trainer:
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        self.shuffle_rng.set_state(ckpt["rng"]["shuffle"])
-        self.dropout_rng.set_state(ckpt["rng"]["dropout"])
+        rngs = ckpt["rng"]
+        if len(rngs) != self.dist.world_size:
+            self.console.print(
+                f"[yellow]resuming with {self.dist.world_size} processes, not {len(rngs)}: "
+                "in-model dropout draws will differ from an uninterrupted run[/]"
+            )
+        rng = rngs[self.dist.rank if len(rngs) == self.dist.world_size else 0]
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.dist.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.dist.device)
+        self.shuffle_rng.set_state(rng["shuffle"])
+        self.dropout_rng.set_state(rng["dropout"])
         self.state = TrainState(**ckpt["state"])
         return True
 
@@ -238,6 +259,11 @@ class Trainer:
         for start in range(0, len(order), cfg.batch_size):
             global_ids = order[start : start + cfg.batch_size]
             mine = ctx.share(len(global_ids))
+            # a last batch smaller than the process count leaves some processes no clip; they still
+            # step (DDP's all-reduce needs every process) on a stand-in clip whose loss counts zero
+            idle = mine.start == mine.stop
+            if idle:
+                mine = slice(0, 1)
             batch = data.batch(global_ids[mine].tolist())
             if cfg.training == "optimized":
                 draws = modality_dropout.draw(len(global_ids), cfg.dropout_per, self.dropout_rng)[mine]
@@ -247,7 +273,7 @@ class Trainer:
             # DDP averages gradients over processes: scale so the sum matches one process's batch mean
             loss = multitask_loss(
                 self.model, out.heads, batch, cfg.loss_weights, denominator=len(global_ids) / ctx.world_size
-            )
+            ) * (0.0 if idle else 1.0)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -295,10 +321,11 @@ class Trainer:
                 improved = report["loss"] < self.state.best_dev_loss
                 if improved:
                     self.state.best_dev_loss, self.state.best_epoch = report["loss"], epoch
+                rngs = self.rng_states()
                 if self.dist.is_main:  # every process holds the same weights; one writes them
                     if improved:
                         self.save_best(report["loss"])
-                    self.save_last()
+                    self.save_last(rngs)
                 self.dist.barrier()
                 if progress:
                     progress.remove_task(task)
