@@ -4,7 +4,6 @@ masks for either modality."""
 
 from __future__ import annotations
 
-import csv
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import numpy as np
 from auxformer.runtime.batching import pad_batch
 from auxformer.runtime.contracts import ClipFeatures, FeatureError
 from auxformer.runtime.corpus import FeatureCorpus
+from auxformer.train.splits import read_splits
 
 from .package import Source
 
@@ -62,7 +62,8 @@ def verification_clips(
     corpus_path = _run_corpus(source)
     if corpus_path is not None:
         corpus = FeatureCorpus.open(corpus_path)
-        ids = _held_out_ids(source.run_dir / "splits.csv") or [e.clip_id for e in corpus.entries]
+        held_out = [c for c, part in read_splits(source.run_dir).items() if part in ("dev", "test")]
+        ids = held_out or [e.clip_id for e in corpus.entries]
         return _from_corpus(corpus, ids, max_clips, f"{corpus.root} (dev + test)", source)
     return ClipSet(_synthetic_clips(source, max_clips), "synthetic (the run's corpus was not found)", False)
 
@@ -76,13 +77,6 @@ def _run_corpus(source: Source) -> Path | None:
         if (candidate / "manifest.csv").is_file():
             return candidate
     return None
-
-
-def _held_out_ids(splits: Path) -> list[str]:
-    if not splits.is_file():
-        return []
-    with open(splits, newline="", encoding="utf-8") as fh:
-        return [row["clip_id"] for row in csv.DictReader(fh) if row.get("partition") in ("dev", "test")]
 
 
 def _from_corpus(corpus: FeatureCorpus, ids: list[str], max_clips: int, where: str, source: Source) -> ClipSet:

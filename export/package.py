@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from auxformer.runtime.corpus import CorpusEntry, FeatureCorpus
 from auxformer.runtime.manifest import Manifest
 from auxformer.train import checkpoint
 from auxformer.train.model import AuxFormer, count_parameters
+from auxformer.train.splits import read_splits
 
 from .shapes import Profile
 
@@ -56,13 +56,11 @@ class Source:
     def training_entries(self, corpus: FeatureCorpus) -> list[CorpusEntry]:
         """The corpus's clips that were in this run's training partition when `corpus` is the run's own
         corpus (calibrating on dev or test clips would leak them into the evaluation); else all."""
-        splits = self.run_dir / "splits.csv"
+        partitions = read_splits(self.run_dir)
         own = self.ckpt.get("corpus")
-        if not splits.is_file() or own is None or Path(own).resolve() != corpus.root.resolve():
+        if not partitions or own is None or Path(own).resolve() != corpus.root.resolve():
             return list(corpus.entries)
-        with open(splits, newline="") as fh:
-            train = {row["clip_id"] for row in csv.DictReader(fh) if row["partition"] == "train"}
-        return [e for e in corpus.entries if e.clip_id in train]
+        return [e for e in corpus.entries if partitions.get(e.clip_id) == "train"]
 
     def metrics(self) -> dict[str, Any]:
         path = self.run_dir / "metrics.json"

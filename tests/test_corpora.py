@@ -188,3 +188,11 @@ def test_csv_lists(tmp_path):
     bad.write_text("file,emotion\nx.mp4,sad\n")
     with pytest.raises(CorpusLayoutError, match="path and label"):
         read_csv_list(bad)
+
+
+def test_csv_rows_without_a_label_are_left_out_with_a_note(tmp_path):
+    listing = tmp_path / "list.csv"
+    listing.write_text("path,label\na.mp4,sad\nb.mp4,\nc.mp4, \n")
+    corpus = read_csv_list(listing)
+    assert [i.clip_id for i in corpus.items] == ["a.mp4"]
+    assert any("2 rows without a label were left out" in n for n in corpus.notes)

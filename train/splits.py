@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 from auxformer.runtime.corpus import CorpusEntry, CorpusError
 
@@ -32,6 +34,15 @@ def speaker_split(
         "test": set(speakers[n_train + n_dev :]),
     }
     return {p: [e for e in entries if e.speaker in groups[p]] for p in PARTITIONS}
+
+
+def read_splits(run_dir: str | Path) -> dict[str, str]:
+    """{clip_id: partition} from a run folder's `splits.csv` (empty when the run has none)."""
+    path = Path(run_dir) / "splits.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {row["clip_id"]: row["partition"] for row in csv.DictReader(fh)}
 
 
 def _declared_split(entries: Sequence[CorpusEntry]) -> dict[str, list[CorpusEntry]]:

@@ -54,8 +54,11 @@ def read_csv_list(csv_path: str | Path, root: str | Path | None = None, labels: 
         if "path" not in columns or "label" not in columns:
             raise CorpusLayoutError(f"{csv_path} needs a header with path and label (and optionally speaker, split)")
         rows = list(reader)
-    items, missing = [], 0
+    items, missing, unlabelled = [], 0, 0
     for row in rows:
+        if not (row.get("label") or "").strip():
+            unlabelled += 1  # a clip to train on needs a label: say so now, not after its extraction
+            continue
         path = base / row["path"]
         if not path.exists():
             missing += 1  # listed but absent: extraction would fail it anyway, say so up front
@@ -69,6 +72,8 @@ def read_csv_list(csv_path: str | Path, root: str | Path | None = None, labels: 
     notes = [] if "speaker" in columns else [NO_SPEAKER_NOTE]
     if missing:
         notes.append(f"{missing} listed files do not exist (they will be reported as failed)")
+    if unlabelled:
+        notes.append(f"{unlabelled} rows without a label were left out")
     return MediaCorpus(
         csv_path.stem,
         items,

@@ -121,7 +121,7 @@ class _Decoder:
                     self._take(frame)
             if self.resampler is not None:
                 self._keep_audio(self.resampler.resample(None))
-        except self.av.FFmpegError as err:
+        except (self.av.FFmpegError, ValueError) as err:  # ValueError: the audio format changed mid-stream
             if not self.chunks and not self.frames:
                 raise MediaError(f"corrupt media ({_short(err)})") from None
             self.notes.append(f"decoding stopped early at {self._position():.2f} s ({_short(err)})")
