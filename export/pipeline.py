@@ -21,7 +21,7 @@ from auxformer.runtime.optional import require
 
 from . import face_encoder, speed
 from .backends import Memo, OnnxRuntimeBackend, TorchBackend
-from .cases import DEFAULT_MAX_CLIPS, build_cases, verification_clips
+from .cases import DEFAULT_MAX_CLIPS, build_cases, verification_clips, within_profile
 from .fp16 import convert_fp16
 from .onnx_export import DEFAULT_OPSET, OnnxExport, export_onnx
 from .package import Source
@@ -146,21 +146,63 @@ def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
             report.speed = speed.compare(
                 {"fp32": models["fp32"], precision: models[precision]}, cases[0].batches[0].feeds
             )
-        saved = report.save(out / models[precision].name.replace(".onnx", ".verify.json"))
-        console.print(report.table())
-        for failure in report.failures:
-            console.print(f"[red]verification failed[/]: {escape(failure)}")
-        outcome.reports[precision] = report
+        saved = _record(
+            outcome, precision, report, out / models[precision].name.replace(".onnx", ".verify.json"), console
+        )
         outcome.files += [saved] if precision == "fp32" else [models[precision], saved]
 
     if request.engine and (request.fp16 or request.int8):
-        _engine(request, outcome, models, manifest, profile, console)
+        built = _engine(request, outcome, models, manifest, profile, console)
+        if built is not None:  # the engine is what runs: verify it like every other exported model
+            _verify_engine(built, outcome, reference, cases, profile, clip_set, console)
     if manifest.features.get("video_embedder") == face_encoder.EMBEDDER:
         _face_encoder(request, outcome, console)
     if request.triton is not None:
         plan = outcome.engine.plan if outcome.engine else None
         outcome.files += write_repository(request.triton, manifest, profile, exported.path, plan)
     return outcome
+
+
+def _record(outcome: ExportOutcome, key: str, report: Report, path: Path, console: Console) -> Path:
+    """Save a verification report beside its model, print it, and keep it in the outcome."""
+    saved = report.save(path)
+    console.print(report.table())
+    for failure in report.failures:
+        console.print(f"[red]verification failed[/]: {escape(failure)}")
+    outcome.reports[key] = report
+    return saved
+
+
+def open_engine(plan: Path, manifest: Any) -> Any:
+    """The runtime's TensorRT backend on the first GPU (a seam for tests without a GPU)."""
+    from auxformer.runtime.backend_tensorrt import TensorRTBackend
+
+    return TensorRTBackend(plan, device="cuda:0", manifest=manifest)
+
+
+def _verify_engine(
+    built: EngineResult,
+    outcome: ExportOutcome,
+    reference: Memo,
+    cases: list[Any],
+    profile: Profile,
+    clip_set: Any,
+    console: Console,
+) -> None:
+    engine = open_engine(built.plan, built.manifest)
+    try:
+        report = verify(
+            reference,
+            engine,
+            within_profile(cases, profile),
+            built.manifest.precision,
+            built.plan,
+            clip_set.source,
+            clip_set.labelled,
+        )
+    finally:
+        engine.close()
+    outcome.files.append(_record(outcome, "engine", report, Path(f"{built.plan}.verify.json"), console))
 
 
 def _engine(
@@ -170,10 +212,10 @@ def _engine(
     manifest: Any,
     profile: Profile,
     console: Console,
-) -> None:
+) -> EngineResult | None:
     if outcome.exit_code == ExitCode.VERIFICATION_FAILED:
         console.print("no TensorRT engine: verification failed, so there is nothing trustworthy to build from")
-        return
+        return None
     options = EngineOptions(
         precision="int8" if request.int8 else "fp16",
         workspace_gib=request.workspace_gib,
@@ -190,7 +232,7 @@ def _engine(
         outcome.no_engine = str(err)
         verified = ", ".join(p.name for p in models.values())
         console.print(f"[yellow]no TensorRT engine[/]: {escape(str(err))}; {verified} written and verified")
-        return
+        return None
     outcome.engine = result
     outcome.files += [result.plan, result.sidecar]
     engine = result.manifest.engine or {}
@@ -198,6 +240,7 @@ def _engine(
         f"[bold]{result.plan}[/]: TensorRT {engine.get('tensorrt_version')} on {engine.get('gpu')} "
         f"(sm {engine.get('compute_capability')}), {options.precision}, built in {result.seconds:.0f}s"
     )
+    return result
 
 
 def _legacy_calibrator(request: ExportRequest, profile: Profile, console: Console) -> Any:

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from auxformer.export import tensorrt_build, verify
+from auxformer.export import pipeline, tensorrt_build, verify
 from auxformer.export.backends import TorchBackend
 from auxformer.export.cases import build_cases, verification_clips
 from auxformer.export.cli import app
@@ -63,12 +63,43 @@ def test_fp16_without_tensorrt_writes_verified_models_and_exits_3(run_dir, tmp_p
     assert sorted(p.name for p in (tmp_path / "triton").iterdir()) == ["auxformer_onnx"]
 
 
+class OnnxAsEngine:
+    """Stands in for the runtime's TensorRT backend (no GPU here): runs the fp16 ONNX the fake engine was
+    'built' from, and records the shapes it was given."""
+
+    def __init__(self, plan, manifest):
+        from auxformer.export.backends import OnnxRuntimeBackend
+
+        self.onnx = OnnxRuntimeBackend(plan.parent / "model.fp16.onnx", "engine (onnxruntime stand-in)")
+        self.name, self.shapes, self.closed = self.onnx.name, [], False
+        self.limits = manifest.shapes
+
+    def run(self, feeds):
+        self.shapes.append((feeds["audio"].shape[0], feeds["audio"].shape[1], feeds["video"].shape[1]))
+        return self.onnx.run(feeds)
+
+    def close(self):
+        self.closed = True
+
+
 def test_engine_build_through_the_fake_tensorrt(run_dir, tmp_path, monkeypatch):
     fake = make_fake_tensorrt("10.3.0")
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     monkeypatch.setattr(tensorrt_build, "probe_gpu", lambda: Gpu("FAKE GPU (test)", "8.9"))
+    engines = []
+    monkeypatch.setattr(
+        pipeline, "open_engine", lambda plan, manifest: engines.append(OnnxAsEngine(plan, manifest)) or engines[-1]
+    )
     code, output = invoke(str(run_dir), "--out", str(tmp_path), "--fp16", "--triton", str(tmp_path / "triton"))
     assert code == 0, output
+    # the engine is verified too, only on inputs its optimization profile accepts
+    report = json.loads((tmp_path / "model.plan.verify.json").read_text())
+    assert report["passed"] and report["precision"] == "fp16" and engines[0].closed
+    limits = engines[0].limits
+    assert engines[0].shapes and all(
+        b <= limits["batch"]["max"] and ta <= limits["audio_len"]["max"] and tv <= limits["video_len"]["max"]
+        for b, ta, tv in engines[0].shapes
+    )
     assert fake.record.args("parser.parse_from_file") == [(str(tmp_path / "model.fp16.onnx"),)]
     sidecar = Manifest.read_sidecar(tmp_path / "model.plan")
     assert sidecar.precision == "fp16" and sidecar.engine["gpu"] == "FAKE GPU (test)"
