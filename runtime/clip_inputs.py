@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .contracts import AUDIO_DIM, ClipFeatures, FeatureError, Status
+from .contracts import ClipFeatures, FeatureError
 from .manifest import Manifest, ManifestError
 from .optional import MissingDependency
 
@@ -46,19 +46,6 @@ def from_arrays(arrays: Mapping[str, Any], clip_id: str) -> ClipFeatures:
     )
 
 
-def failed_clip(clip_id: str, reason: str, source: str | None, video_dim: int) -> ClipFeatures:
-    return ClipFeatures(
-        clip_id,
-        np.zeros((0, AUDIO_DIM), np.float32),
-        np.zeros(0, bool),
-        np.zeros((0, video_dim), np.float32),
-        np.zeros(0, bool),
-        status=Status.FAILED,
-        reason=reason,
-        info={"source": source},
-    )
-
-
 def load_npz(path: str | Path, clip_id: str | None = None) -> ClipFeatures:
     """A `.npz` feature file; a file that cannot be read as one comes back as a failed clip."""
     path = Path(path)
@@ -68,7 +55,7 @@ def load_npz(path: str | Path, clip_id: str | None = None) -> ClipFeatures:
             arrays = {k: data[k] for k in ARRAY_KEYS if k in data}
         clip = from_arrays(arrays, clip_id)
     except Exception as err:  # a damaged file (zip, pickle, shape errors) is this clip's failure, not the batch's
-        return failed_clip(clip_id, f"not a feature file: {type(err).__name__}: {err}", str(path), 0)
+        return ClipFeatures.failed(clip_id, f"not a feature file: {type(err).__name__}: {err}", 0, str(path))
     clip.info["source"] = str(path)
     return clip
 
@@ -164,7 +151,7 @@ def resolve(item: ClipInput, index: int, front_end: FrontEnd, video_dim: int) ->
         if path.suffix.lower() in FEATURE_SUFFIXES:
             return load_npz(path)
         if not path.is_file():
-            return failed_clip(path.stem, "no such file", str(path), video_dim)
+            return ClipFeatures.failed(path.stem, "no such file", video_dim, str(path))
         clip = front_end(path, path.stem)
         clip.info.setdefault("source", str(path))
         return clip

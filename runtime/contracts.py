@@ -16,6 +16,10 @@ import numpy as np
 AUDIO_DIM = 130
 AUDIO_FPS = 100.0  # openSMILE ComParE LLDs at a 10 ms hop
 MODALITIES = ("audio", "video")
+# files the front end reads (anything FFmpeg decodes; these are the suffixes folders are searched for)
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"})
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
 
 
 class Status(str, Enum):
@@ -30,6 +34,15 @@ class Status(str, Enum):
     @property
     def usable(self) -> bool:
         return self is not Status.FAILED
+
+    @classmethod
+    def of(cls, has_audio: bool, has_video: bool) -> Status:
+        """The status of a clip that was read, from which modalities it has."""
+        if has_audio and has_video:
+            return cls.OK
+        if has_video:
+            return cls.NO_AUDIO
+        return cls.NO_FACE if has_audio else cls.EMPTY
 
 
 class FeatureError(ValueError):
@@ -68,6 +81,20 @@ class ClipFeatures:
                 raise FeatureError(f"{self.clip_id}: {name}_mask {mask.shape} does not match {name} {values.shape}")
             if not np.isfinite(values[mask]).all():
                 raise FeatureError(f"{self.clip_id}: {name} has non-finite values on valid frames")
+
+    @classmethod
+    def failed(cls, clip_id: str, reason: str, video_dim: int, source: str | None = None) -> ClipFeatures:
+        """A clip that could not be turned into features: no frames, status failed, and why."""
+        return cls(
+            clip_id,
+            np.zeros((0, AUDIO_DIM), np.float32),
+            np.zeros(0, bool),
+            np.zeros((0, video_dim), np.float32),
+            np.zeros(0, bool),
+            status=Status.FAILED,
+            reason=reason,
+            info={"source": source},
+        )
 
     @property
     def video_dim(self) -> int:

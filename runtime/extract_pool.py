@@ -68,12 +68,13 @@ def extract_many(
     settings = settings or FeatureSettings()
     # set-up errors (missing weights, bad detector files) surface here, once, not once per clip;
     # this also converts VGG-Face weights once before the workers start
-    checker = FeatureExtractor(settings)
+    FeatureExtractor(settings)  # built and dropped: a vggface session is large, the workers build their own
     workers = workers or default_workers(len(jobs))
     initargs = (settings.to_dict(), str(cache_dir) if cache_dir else None, settings.threads)
 
     def crashed(job: Job) -> ClipFeatures:
-        return checker.failed(job[1], "the decoder crashed on this file (its worker process died)", job[0])
+        reason = "the decoder crashed on this file (its worker process died)"
+        return ClipFeatures.failed(job[1], reason, settings.video_dim, job[0])
 
     counts: Counter[str] = Counter()
     with clip_progress(console, progress) as bar:

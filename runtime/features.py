@@ -121,16 +121,7 @@ class FeatureExtractor:
             return self.failed(clip_id, f"unexpected {type(err).__name__}: {err}", path)
 
     def failed(self, clip_id: str, reason: str, path: str | Path | None = None) -> ClipFeatures:
-        return ClipFeatures(
-            clip_id,
-            np.zeros((0, AUDIO_DIM), np.float32),
-            np.zeros(0, bool),
-            np.zeros((0, self.settings.video_dim), np.float32),
-            np.zeros(0, bool),
-            status=Status.FAILED,
-            reason=reason,
-            info={"source": str(path) if path is not None else None},
-        )
+        return ClipFeatures.failed(clip_id, reason, self.settings.video_dim, str(path) if path is not None else None)
 
     def _extract(self, path: Path, clip_id: str) -> ClipFeatures:
         s = self.settings
@@ -159,7 +150,7 @@ class FeatureExtractor:
             audio.mask,
             video,
             track.valid,
-            status=_status(bool(audio.mask.any()), bool(track.valid.any())),
+            status=Status.of(bool(audio.mask.any()), bool(track.valid.any())),
             reason="; ".join(r for r in (audio.reason, video_reason, *media.notes) if r),
             info={
                 "source": str(path),
@@ -175,14 +166,6 @@ class FeatureExtractor:
             },
         )
         return clip
-
-
-def _status(has_audio: bool, has_video: bool) -> Status:
-    if has_audio and has_video:
-        return Status.OK
-    if has_video:
-        return Status.NO_AUDIO
-    return Status.NO_FACE if has_audio else Status.EMPTY
 
 
 def _video_reason(media: DecodedMedia, valid: np.ndarray) -> str:

@@ -16,17 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .clip_inputs import FEATURE_SUFFIXES, failed_clip, load_npz
-from .contracts import ClipFeatures
+from .clip_inputs import FEATURE_SUFFIXES, load_npz
+from .contracts import MEDIA_SUFFIXES, ClipFeatures
 from .manifest import ManifestError
 from .prediction import Prediction
 from .results import RunSummary, write_predictions
 from .session import Session
 
-MEDIA_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".wmv", ".mpg", ".mpeg", ".3gp"}
-    | {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"}
-)
 INPUT_SUFFIXES = MEDIA_SUFFIXES | set(FEATURE_SUFFIXES)
 
 
@@ -154,7 +150,7 @@ def _checked(clip: ClipFeatures, session: Session) -> ClipFeatures:
     try:
         session.manifest.check_features(clip)
     except ManifestError as err:
-        return failed_clip(clip.clip_id, str(err), clip.info.get("source"), session.manifest.video_dim)
+        return ClipFeatures.failed(clip.clip_id, str(err), session.manifest.video_dim, clip.info.get("source"))
     return clip
 
 

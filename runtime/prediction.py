@@ -65,14 +65,6 @@ def head_modalities(manifest: Manifest) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def status_of(present: Mapping[str, bool]) -> Status:
-    if present["audio"] and present["video"]:
-        return Status.OK
-    if present["video"]:
-        return Status.NO_AUDIO
-    return Status.NO_FACE if present["audio"] else Status.EMPTY
-
-
 class Decoder:
     """Turns a batch of graph outputs into Predictions, following the manifest."""
 
@@ -101,7 +93,7 @@ class Decoder:
             out.append(
                 Prediction(
                     clip.clip_id,
-                    status_of(seen),
+                    Status.of(seen["audio"], seen["video"]),
                     clip.reason,
                     label=self.labels[int(np.argmax(probs[i]))],
                     probabilities=self._named(probs[i]),

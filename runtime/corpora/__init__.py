@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".wmv"}
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus"}
-MEDIA_SUFFIXES = frozenset(VIDEO_SUFFIXES | AUDIO_SUFFIXES)
+from ..contracts import MEDIA_SUFFIXES
+
 KINDS = ("auto", "cremad", "msp-improv", "folder", "csv")
 
 
