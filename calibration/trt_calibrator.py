@@ -19,6 +19,7 @@ import numpy as np
 
 from auxformer.runtime import atomic
 from auxformer.runtime.backend_tensorrt import parse_version
+from auxformer.runtime.batching import pad_to
 from auxformer.runtime.optional import require
 
 from .dataset import CalibrationSet
@@ -33,13 +34,8 @@ def needs_legacy_calibrator(trt_version: str) -> bool:
 def conform(batch: dict[str, np.ndarray], shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
     """Crop or pad a padded batch to (batch, audio_len, video_len); padding is masked."""
     b, ta, tv = shape
-    out = {}
-    for name, length in (("audio", ta), ("video", tv)):
-        values, mask = batch[name][:b, :length], batch[f"{name}_mask"][:b, :length]
-        pad_b, pad_t = b - values.shape[0], length - values.shape[1]
-        out[name] = np.pad(values, ((0, pad_b), (0, pad_t), (0, 0))).astype(np.float32, copy=False)
-        out[f"{name}_mask"] = np.pad(mask, ((0, pad_b), (0, pad_t)))
-    return out
+    cropped = {name: value[:b, : ta if name.startswith("audio") else tv] for name, value in batch.items()}
+    return pad_to(cropped, b, ta, tv)
 
 
 def make_entropy_calibrator(

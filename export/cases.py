@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auxformer.runtime.batching import pad_batch
+from auxformer.runtime.batching import pad_batch, pad_to
 from auxformer.runtime.contracts import ClipFeatures, FeatureError
 from auxformer.runtime.corpus import FeatureCorpus
 from auxformer.train.splits import read_splits
@@ -133,7 +133,7 @@ def build_cases(
         for condition, missing in CONDITIONS.items():
             if missing == "mixed":
                 continue
-            feeds = _pad_to(pad_batch(chunk, missing=missing), ta, tv)
+            feeds = pad_to(pad_batch(chunk, missing=missing), len(chunk), ta, tv)
             cases.append(Case(f"{b}x{ta}x{tv}, {condition}", [_batch(feeds, chunk, index)]))
     return cases
 
@@ -176,13 +176,3 @@ def _crop(clip: ClipFeatures, ta: int, tv: int, rng: np.random.Generator, whole:
         label=clip.label,
         speaker=clip.speaker,
     )
-
-
-def _pad_to(feeds: dict[str, np.ndarray], ta: int, tv: int) -> dict[str, np.ndarray]:
-    """Extend a padded batch with masked steps to exactly (ta, tv) frames."""
-    out = {}
-    for name, values in feeds.items():
-        t = ta if name.startswith("audio") else tv
-        pad = [(0, 0), (0, t - values.shape[1])] + [(0, 0)] * (values.ndim - 2)
-        out[name] = np.pad(values, pad)
-    return out

@@ -11,6 +11,19 @@ from .contracts import AUDIO_DIM, ClipFeatures, FeatureError
 BATCH_KEYS = ("audio", "audio_mask", "video", "video_mask")
 
 
+def pad_to(feeds: dict[str, np.ndarray], batch: int, audio_len: int, video_len: int) -> dict[str, np.ndarray]:
+    """Grow a padded batch to at least (batch, audio_len, video_len) with masked rows and frames, which
+    leave every real clip's output unchanged; never shrinks it."""
+    sizes = {"audio": audio_len, "video": video_len}
+    out = {}
+    for name, value in feeds.items():
+        rows = max(batch, value.shape[0])
+        frames = max(sizes[name.removesuffix("_mask")], value.shape[1])
+        pad = [(0, rows - value.shape[0]), (0, frames - value.shape[1])] + [(0, 0)] * (value.ndim - 2)
+        out[name] = np.pad(value, pad) if any(p[1] for p in pad) else value
+    return out
+
+
 def pad_batch(clips: Sequence[ClipFeatures], missing: str | None = None) -> dict[str, np.ndarray]:
     """Right-pad to the longest clip. Every length is at least 1: a zero-length stream becomes one
     masked step (onnxruntime yields NaN on empty sequences). `missing` forces a modality out."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batching import pad_to
 from .contracts import ClipFeatures
 
 AXES = ("batch", "audio_len", "video_len")
@@ -43,17 +44,7 @@ class ShapeLimits:
 
     def fit(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Pad a batch up to the profile's minimum shapes (masked rows and frames, so outputs don't change)."""
-        b, ta, tv = feeds["audio"].shape[0], feeds["audio"].shape[1], feeds["video"].shape[1]
-        want = {0: max(b, self.batch[0])}
-        extra = {"audio": (want[0], max(ta, self.audio_len[0])), "video": (want[0], max(tv, self.video_len[0]))}
-        if extra["audio"] == (b, ta) and extra["video"] == (b, tv):
-            return feeds
-        out = {}
-        for name, value in feeds.items():
-            target = extra[name.removesuffix("_mask")]
-            pad = [(0, target[0] - value.shape[0]), (0, target[1] - value.shape[1])] + [(0, 0)] * (value.ndim - 2)
-            out[name] = np.pad(value, pad)
-        return out
+        return pad_to(feeds, self.batch[0], self.audio_len[0], self.video_len[0])
 
 
 def plan_batches(lengths: Sequence[tuple[int, int]], batch_size: int) -> list[list[int]]:
