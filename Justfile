@@ -19,6 +19,7 @@ test:
 lint:
     ruff check .
     ruff format --check .
+    lint-imports
 
 # side-by-side benchmarks, printed as ratios
 bench:

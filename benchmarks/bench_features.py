@@ -26,9 +26,9 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from auxformer.common.optional import require  # noqa: E402
 from auxformer.runtime.extract_pool import extract_many  # noqa: E402
 from auxformer.runtime.features import STAGES, FeatureExtractor, FeatureSettings  # noqa: E402
-from auxformer.runtime.optional import require  # noqa: E402
 from auxformer.train.media_demo import MediaDemoSpec, plan_clips, render_clip  # noqa: E402
 
 SECONDS = 3.0

@@ -14,17 +14,37 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from auxformer.runtime import atomic
+from auxformer.common import atomic
 from auxformer.runtime.batching import BATCH_KEYS, pad_batch
-from auxformer.runtime.corpus import CorpusEntry, FeatureCorpus
+from auxformer.runtime.contracts import ClipFeatures
 
 DEFAULT_CLIPS = 512
 LENGTH_BINS = 4  # quartiles of the audio length
 INDEX = "calibration.json"
+
+
+class CorpusEntry(Protocol):
+    """What calibration reads of a corpus clip (the training package's feature-corpus entry is one)."""
+
+    clip_id: str
+    label: str
+    extra: dict[str, str]  # frame counts, when the corpus lists them
+
+
+class FeatureCorpus(Protocol):
+    """What calibration reads of a feature corpus; calibration sits below training, so it names the
+    shape it needs instead of importing the training package's corpus class."""
+
+    root: Path
+
+    @property
+    def entries(self) -> Sequence[CorpusEntry]: ...
+
+    def load(self, entry: Any) -> ClipFeatures: ...
 
 
 def _length(entry: CorpusEntry, corpus: FeatureCorpus) -> int:

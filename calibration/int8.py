@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from auxformer.runtime import atomic
+from auxformer.common import atomic
+from auxformer.common.optional import require
 from auxformer.runtime.manifest import Manifest
-from auxformer.runtime.optional import require
 
 from .dataset import CalibrationSet
 

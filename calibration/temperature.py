@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from auxformer.runtime.metrics import softmax
+from auxformer.common.metrics import softmax
 
 ECE_BINS = 15
 INV_T_RANGE = (1 / 20, 20.0)  # T in [0.05, 20]: wider is never useful and only invites overflow

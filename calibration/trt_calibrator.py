@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from auxformer.runtime import atomic
+from auxformer.common import atomic
+from auxformer.common.optional import require
 from auxformer.runtime.backend_tensorrt import parse_version
 from auxformer.runtime.batching import pad_to
-from auxformer.runtime.optional import require
 
 from .dataset import CalibrationSet
 

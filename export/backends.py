@@ -1,5 +1,5 @@
-"""Backends that run one feature batch and return the named outputs (DESIGN.md I/O), so verification
-can compare any two of them the way Polygraphy compares runners."""
+"""Backends that run one feature batch and return the named outputs (docs/architecture.md, "Data
+contracts"), so verification can compare any two of them the way Polygraphy compares runners."""
 
 from __future__ import annotations
 

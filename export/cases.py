@@ -13,7 +13,7 @@ import numpy as np
 
 from auxformer.runtime.batching import pad_batch, pad_to
 from auxformer.runtime.contracts import ClipFeatures, FeatureError
-from auxformer.runtime.corpus import FeatureCorpus
+from auxformer.train.corpus import FeatureCorpus
 from auxformer.train.splits import read_splits
 
 from .package import Source

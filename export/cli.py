@@ -112,11 +112,11 @@ def export(
 
 def _expected(err: Exception) -> bool:
     """Errors with a message meant for the user (the rest are bugs and keep their traceback)."""
+    from auxformer.common.optional import MissingDependency
     from auxformer.runtime.contracts import FeatureError
-    from auxformer.runtime.corpus import CorpusError
     from auxformer.runtime.manifest import ManifestError
-    from auxformer.runtime.optional import MissingDependency
     from auxformer.train.checkpoint import CheckpointError
+    from auxformer.train.corpus import CorpusError
 
     from .onnx_export import ExportError
     from .shapes import ProfileError

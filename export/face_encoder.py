@@ -1,7 +1,7 @@
 """`face_encoder.onnx`: the VGG-Face embedder (VGG16 up to fc7, 4096 dims) with a dynamic batch of
 frames, exported beside the model when its video features come from `vggface`.
 
-Input `faces [frames, 3, 224, 224] f32` (RGB crops scaled to [-1, 1], SPEC.md section 1), output
+Input `faces [frames, 3, 224, 224] f32` (RGB crops scaled to [-1, 1], docs/model.md, "Inputs"), output
 `embeddings [frames, 4096] f32`. The weights come as a torch module or a state-dict file whose keys follow
 the common VGG-Face port naming (`conv1_1.weight` ... `fc7.bias`).
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from auxformer.runtime import atomic
-from auxformer.runtime.optional import require
+from auxformer.common import atomic
+from auxformer.common.optional import require
 
 from .onnx_export import ExportError, dynamo_export
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from auxformer.runtime import atomic
+from auxformer.common import atomic
+from auxformer.common.optional import require
 from auxformer.runtime.manifest import Manifest
-from auxformer.runtime.optional import require
 
 from .onnx_export import read_manifest
 

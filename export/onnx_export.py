@@ -1,4 +1,5 @@
-"""PyTorch AuxFormer -> `model.onnx` with dynamic batch / audio_len / video_len (DESIGN.md I/O).
+"""PyTorch AuxFormer -> `model.onnx` with dynamic batch / audio_len / video_len (the I/O of
+docs/architecture.md).
 
 The dynamo exporter (`torch.export` + `Dim`) keeps attention key lengths symbolic where the legacy
 TorchScript exporter froze them. Two of its habits are guarded against here: an example dimension of
@@ -20,9 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from auxformer.runtime import atomic
+from auxformer.common import atomic
+from auxformer.common.optional import require
 from auxformer.runtime.manifest import DYNAMIC_AXES, INPUTS, Manifest
-from auxformer.runtime.optional import require
 from auxformer.train.model import AuxFormer
 
 DEFAULT_OPSET = 18  # >= 17 for the native LayerNormalization op
@@ -41,7 +42,7 @@ class ExportError(RuntimeError):
 
 
 class ExportWrapper(nn.Module):
-    """AuxFormer with DESIGN.md's output tuple: `logits, probs, logits_<head>...`.
+    """AuxFormer with the output tuple of docs/architecture.md: `logits, probs, logits_<head>...`.
 
     `probs` is softmax(logits / temperature) inside the graph, so every backend reports the same
     probabilities (the temperature is 1 until probability calibration sets one)."""
@@ -176,7 +177,7 @@ def _dims(value_info: Any) -> list[str | int]:
 
 
 def check_dynamic_axes(proto: Any) -> None:
-    """Every declared dynamic axis is symbolic (named as DESIGN.md says) on every input, and the batch
+    """Every declared dynamic axis is symbolic (named as docs/architecture.md says) on every input, and the batch
     axis on every output; otherwise raise ExportError naming each axis that came out fixed."""
     graph = proto.graph
     problems = []

@@ -1,5 +1,5 @@
 """A trained run as an export source: the model, its checkpoint metadata, and the manifest
-(DESIGN.md, "Model package") that every exported file carries."""
+(docs/architecture.md, "Model package") that every exported file carries."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auxformer.runtime.corpus import CorpusEntry, FeatureCorpus
 from auxformer.runtime.manifest import Manifest
 from auxformer.train import checkpoint
+from auxformer.train.corpus import CorpusEntry, FeatureCorpus
 from auxformer.train.model import AuxFormer, count_parameters
 from auxformer.train.splits import read_splits
 

@@ -16,8 +16,8 @@ from rich.markup import escape
 from auxformer.calibration.dataset import CalibrationSet, write_calibration_set
 from auxformer.calibration.int8 import quantize
 from auxformer.calibration.trt_calibrator import make_entropy_calibrator, needs_legacy_calibrator
-from auxformer.runtime.corpus import CorpusError, FeatureCorpus
-from auxformer.runtime.optional import require
+from auxformer.common.optional import require
+from auxformer.train.corpus import CorpusError, FeatureCorpus
 
 from . import face_encoder, speed
 from .backends import Memo, OnnxRuntimeBackend, TorchBackend

@@ -48,7 +48,7 @@ class Profile:
         return cls(**{name: Range(**data[name]) for name in AXES})
 
     def input_shapes(self, video_dim: int, audio_dim: int = 130) -> dict[str, tuple[tuple[int, ...], ...]]:
-        """(min, opt, max) shape of every model input, in DESIGN.md's I/O order."""
+        """(min, opt, max) shape of every model input, in the I/O order of docs/architecture.md."""
         feature_dims = {"audio": (audio_dim,), "video": (video_dim,), "audio_mask": (), "video_mask": ()}
         out = {}
         for name, axes in DYNAMIC_AXES.items():

@@ -21,10 +21,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from auxformer.runtime import atomic
+from auxformer.common import atomic
+from auxformer.common.optional import MissingDependency, require
 from auxformer.runtime.backend_tensorrt import parse_version
 from auxformer.runtime.manifest import Manifest
-from auxformer.runtime.optional import MissingDependency, require
 
 from .shapes import Profile
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from auxformer.runtime import atomic
+from auxformer.common import atomic
 from auxformer.runtime.manifest import Manifest
 
 from .shapes import Profile

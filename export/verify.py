@@ -16,8 +16,8 @@ import numpy as np
 from rich.table import Table
 
 from auxformer.calibration import int8
-from auxformer.runtime import atomic
-from auxformer.runtime.metrics import classification_report
+from auxformer.common import atomic
+from auxformer.common.metrics import classification_report
 
 from .backends import Backend
 from .cases import Case

@@ -1,55 +1,18 @@
 """What an inference backend is to the session, and which one a model file gets.
 
-A backend runs one padded batch (DESIGN.md's four inputs) and returns the graph's outputs by name.
+A backend runs one padded batch (the four inputs of docs/architecture.md) and returns the graph's outputs by name.
 `model.onnx` -> onnxruntime, `model.plan` -> TensorRT; both are imported only when used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-import numpy as np
-
-from .bucketing import ShapeLimits
 from .contracts import AUDIO_DIM
-from .manifest import INPUTS, Manifest, ManifestError
+from .manifest import INPUTS, ManifestError
+from .runner import Backend, BackendError
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
-DEVICES_HELP = "auto | cpu | cuda | cuda:N"
-
-
-class BackendError(RuntimeError):
-    """A model file that no backend here can run (unknown kind, TensorRT refused the engine, ...)."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    shape: tuple[int | str | None, ...]  # ints where fixed, names or None where dynamic
-
-
-class Backend(Protocol):
-    name: str  # what to print: "onnxruntime 1.20 (CPUExecutionProvider)"
-    manifest: Manifest
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
-    limits: ShapeLimits | None  # None: any shape
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Outputs by name for one padded batch. Must be safe to call from several threads at once."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def parse_device(device: str) -> tuple[str, int]:
-    """ "auto" / "cpu" / "cuda" / "cuda:N" -> (kind, index)."""
-    kind, _, index = device.partition(":")
-    if kind not in ("auto", "cpu", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
-        raise ValueError(f"device must be {DEVICES_HELP}, got {device!r}")
-    return kind, int(index or 0)
 
 
 def open_backend(
@@ -89,7 +52,8 @@ def open_backend(
 
 
 def check_io(backend: Backend) -> None:
-    """The model's inputs and outputs are the ones its manifest promises (DESIGN.md I/O), saying why not."""
+    """The model's inputs and outputs are the ones its manifest promises (docs/architecture.md), saying
+    why not."""
     manifest, source = backend.manifest, backend.name
     inputs = {t.name: t.shape for t in backend.inputs}
     if sorted(inputs) != sorted(INPUTS):

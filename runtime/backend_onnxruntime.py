@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from .backend import BackendError, TensorSpec, parse_device
+from auxformer.common.optional import require
+
 from .manifest import METADATA_KEY, Manifest, ManifestError
-from .optional import require
+from .runner import BackendError, TensorSpec, parse_device
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 GPU_PROVIDERS = PREFERRED[:2]

@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .backend import BackendError, TensorSpec, parse_device
+from auxformer.common.optional import require
+
 from .bucketing import ShapeLimits
 from .manifest import INPUTS, Manifest, ManifestError
-from .optional import require
+from .runner import BackendError, TensorSpec, parse_device
 
 NAMED_TENSORS_SINCE = (8, 5)
 

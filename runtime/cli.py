@@ -10,11 +10,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .backend import DEVICES_HELP, BackendError
+from auxformer.common.optional import MissingDependency
+
 from .infer import INPUT_SUFFIXES, InferOptions, find_inputs, make_jobs, run
 from .manifest import ManifestError
-from .optional import MissingDependency
 from .results import CSV, JSONL
+from .runner import DEVICES_HELP, BackendError
 from .session import DEFAULT_BATCH_SIZE, Session
 
 EXIT_CODES = """Exit codes: 0 every file has a row (clips that could not be predicted say why in theirs);

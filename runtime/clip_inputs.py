@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from auxformer.common.optional import MissingDependency
+
 from .contracts import ClipFeatures, FeatureError
 from .manifest import Manifest, ManifestError
-from .optional import MissingDependency
 
 ClipInput = ClipFeatures | str | os.PathLike | Mapping[str, Any]
 FEATURE_SUFFIXES = (".npz",)

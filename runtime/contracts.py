@@ -1,4 +1,4 @@
-"""The feature contract every part of auxformer shares (DESIGN.md, "Data contracts").
+"""The feature contract every part of auxformer shares (docs/architecture.md, "Data contracts").
 
 One clip is `audio [Ta, 130]`, `audio_mask [Ta]`, `video [Tv, Dv]`, `video_mask [Tv]`. A mask is
 false on frames that carry no evidence (no audio stream, no face found); a modality whose mask has

@@ -17,12 +17,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from auxformer.common.optional import require
+from auxformer.common.parallel import default_workers, ordered_map
+from auxformer.common.progress import clip_progress
+
 from .contracts import ClipFeatures
 from .feature_cache import FeatureCache
 from .features import FeatureExtractor, FeatureSettings
-from .optional import require
-from .parallel import default_workers, ordered_map
-from .progress import clip_progress
 
 Job = tuple[str, str]  # (path, clip_id)
 

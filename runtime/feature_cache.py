@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic
+from auxformer.common import atomic
+
 from .contracts import ClipFeatures, Status
 from .features import FeatureSettings
 from .hashing import cache_root, file_digest

@@ -1,4 +1,4 @@
-"""One media file -> one clip's features (DESIGN.md's contract), with a status and a reason.
+"""One media file -> one clip's features (the contract of docs/architecture.md), with a status and a reason.
 
     from auxformer.runtime.features import extract, FeatureSettings
     clip = extract("clip.mp4")                       # pixels embedder, Haar detector
@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .config_dicts import DictConfig
+from auxformer.common.config_dicts import DictConfig
+
 from .contracts import AUDIO_DIM, AUDIO_FPS, ClipFeatures, Status
 from .media.audio_features import ComParE
 from .media.decode import DecodedMedia, MediaError, decode
@@ -58,7 +59,7 @@ class FeatureSettings(DictConfig):
     max_seconds: float = 60.0  # longer clips fail (or are cut, with long_clips="truncate")
     long_clips: str = "fail"
     vggface_weights: str | None = None  # path to vgg_face_dag.pth
-    vggface_preprocess: str = "unit"  # unit: [-1, 1] as SPEC.md and the exported face encoder | dag-mean
+    vggface_preprocess: str = "unit"  # unit: [-1, 1] as docs/model.md and the exported face encoder | dag-mean
     ssd_prototxt: str | None = None
     ssd_model: str | None = None
     providers: tuple[str, ...] = ()  # onnxruntime providers for vggface; () = CPU, ("auto",) = all
@@ -80,7 +81,7 @@ class FeatureSettings(DictConfig):
         return EMBEDDER_DIMS[self.video_embedder] or self.pixels_size**2
 
     def feature_spec(self) -> dict[str, Any]:
-        """What a corpus and a model manifest record about these features (DESIGN.md)."""
+        """What a corpus and a model manifest record about these features (docs/architecture.md)."""
         return {
             "audio_dim": AUDIO_DIM,
             "audio_features": ComParE.name,

@@ -1,4 +1,4 @@
-"""The model package manifest (DESIGN.md, "Model package").
+"""The model package manifest (docs/architecture.md, "Model package").
 
 `model.onnx` carries it as JSON in its metadata (key `auxformer.manifest`); an engine `model.plan`
 has it beside it as `model.plan.json`, with the TensorRT build recorded under `engine`. The runtime

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from auxformer.common.metrics import softmax
+
 from .contracts import MODALITIES, ClipFeatures, Status
 from .manifest import Manifest, ManifestError
-from .metrics import softmax
 
 
 @dataclass

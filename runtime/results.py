@@ -15,7 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import atomic
+from auxformer.common import atomic
+
 from .prediction import Prediction
 
 JSONL, CSV = "predictions.jsonl", "predictions.csv"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from auxformer.common.parallel import ordered_map
 from auxformer.runtime.contracts import Status
 from auxformer.runtime.extract_pool import extract_many
 from auxformer.runtime.features import FeatureExtractor, FeatureSettings
-from auxformer.runtime.parallel import ordered_map
 
 from .media_factory import make_clip, make_long_audio, make_not_media, truncate_copy
 from .pool_jobs import crashed, square_or_die
@@ -84,7 +84,7 @@ def test_results_waiting_behind_a_slow_job_stay_bounded(monkeypatch):
     the pool must not run ahead through the whole list."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from auxformer.runtime import parallel
+    from auxformer.common import parallel
 
     from .pool_jobs import slow_first
 

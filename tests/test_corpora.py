@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from auxformer.runtime.corpora import CorpusLayoutError, detect_kind, open_media_corpus
-from auxformer.runtime.corpora.cremad import LABELS, VOTE_COLUMNS, parse_name, read_cremad, read_labels, vote_label
-from auxformer.runtime.corpora.folder import read_csv_list, read_label_folders
-from auxformer.runtime.corpora.msp_improv import parse_evaluation, read_msp_improv
+from auxformer.train.corpora import CorpusLayoutError, detect_kind, open_media_corpus
+from auxformer.train.corpora.cremad import LABELS, VOTE_COLUMNS, parse_name, read_cremad, read_labels, vote_label
+from auxformer.train.corpora.folder import read_csv_list, read_label_folders
+from auxformer.train.corpora.msp_improv import parse_evaluation, read_msp_improv
 
 SUMMARY_COLUMN = {"voice": "VoiceVote", "face": "FaceVote", "audiovisual": "MultiModalVote"}
 CODE_TO_LABEL = dict(zip(VOTE_COLUMNS, LABELS, strict=True))

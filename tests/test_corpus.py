@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from auxformer.runtime.contracts import ClipFeatures, FeatureError
-from auxformer.runtime.corpus import CorpusError, CorpusWriter, FeatureCorpus
+from auxformer.train.corpus import CorpusError, CorpusWriter, FeatureCorpus
 
 
 def _clip(i: int, ta: int = 7, tv: int = 3) -> ClipFeatures:
@@ -66,7 +66,7 @@ def test_undeclared_label_is_refused(tmp_path):
 def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     import os
 
-    from auxformer.runtime import atomic
+    from auxformer.common import atomic
 
     atomic.write_text(tmp_path / "x.json", "{}")
     umask = os.umask(0)

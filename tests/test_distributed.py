@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, corpus_root: str, out: str, batch_size: int = 12) -> None:
-    from auxformer.runtime.corpus import FeatureCorpus
+    from auxformer.train.corpus import FeatureCorpus
 
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank)

@@ -9,11 +9,11 @@ MODULES = [
     "auxformer.runtime.features",
     "auxformer.runtime.extract_pool",
     "auxformer.runtime.feature_cache",
-    "auxformer.runtime.feature_cli",
-    "auxformer.runtime.prepare",
-    "auxformer.runtime.corpora.cremad",
-    "auxformer.runtime.corpora.msp_improv",
-    "auxformer.runtime.corpora.folder",
+    "auxformer.train.feature_cli",
+    "auxformer.train.prepare",
+    "auxformer.train.corpora.cremad",
+    "auxformer.train.corpora.msp_improv",
+    "auxformer.train.corpora.folder",
     "auxformer.runtime.media.vggface",
 ]
 

@@ -11,7 +11,7 @@ import pytest
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("runtime", "train", "export", "calibration")
+PARTS = ("common", "runtime", "train", "export", "calibration")
 
 
 def test_every_subpackage_is_packaged():
@@ -38,8 +38,8 @@ def test_readme_quickstart_and_ci_agree():
 
 def test_runtime_never_imports_torch():
     code = (
-        "import sys, auxformer.runtime, auxformer.runtime.corpus, auxformer.runtime.batching, "
-        "auxformer.runtime.metrics, auxformer.runtime.manifest, auxformer.calibration; "
+        "import sys, auxformer.runtime, auxformer.train.corpus, auxformer.runtime.batching, "
+        "auxformer.common.metrics, auxformer.runtime.manifest, auxformer.calibration; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -49,7 +49,7 @@ def test_runtime_never_imports_torch():
 def test_missing_optional_dependency_names_the_extra():
     import importlib.util
 
-    from auxformer.runtime.optional import MissingDependency, require
+    from auxformer.common.optional import MissingDependency, require
 
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("tensorrt is installed here")

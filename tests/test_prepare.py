@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from auxformer.runtime.corpora import open_media_corpus
-from auxformer.runtime.corpus import FeatureCorpus
 from auxformer.runtime.features import FeatureSettings
-from auxformer.runtime.prepare import prepare
 from auxformer.train.cli import app
+from auxformer.train.corpora import open_media_corpus
+from auxformer.train.corpus import FeatureCorpus
+from auxformer.train.prepare import prepare
 
 from .media_factory import make_clip
 

@@ -12,9 +12,9 @@ import threading
 import numpy as np
 import pytest
 
+from auxformer.common.metrics import softmax
 from auxformer.runtime import ManifestError, Session, Status
 from auxformer.runtime.bucketing import ShapeLimits, plan_batches
-from auxformer.runtime.metrics import softmax
 
 from .runtime_support import LABELS, VIDEO_DIM, make_clip, ragged_clips, tiny_onnx, with_manifest, write_npz
 
@@ -193,7 +193,7 @@ def test_inputs_may_be_arrays_feature_files_or_paths(tmp_path, session):
     importlib.util.find_spec("auxformer.runtime.features") is not None, reason="the media front end is installed"
 )
 def test_media_paths_without_the_front_end_say_what_is_missing(tmp_path, session):
-    from auxformer.runtime.optional import MissingDependency
+    from auxformer.common.optional import MissingDependency
 
     (tmp_path / "a.mp4").write_bytes(b"\0" * 100)
     with pytest.raises(MissingDependency, match="media front end"):

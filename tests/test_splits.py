@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from auxformer.runtime.corpus import CorpusEntry, CorpusError
+from auxformer.train.corpus import CorpusEntry, CorpusError
 from auxformer.train.splits import PARTITIONS, speaker_split
 
 

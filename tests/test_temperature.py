@@ -12,7 +12,7 @@ from auxformer.calibration.temperature import (
     nll,
     reliability,
 )
-from auxformer.runtime.metrics import softmax
+from auxformer.common.metrics import softmax
 
 
 def _overconfident(n: int = 4000, classes: int = 6, scale: float = 3.0, seed: int = 0):

@@ -12,8 +12,8 @@ import types
 import pytest
 
 from auxformer.runtime import ManifestError, Session, Status
-from auxformer.runtime.backend import BackendError
 from auxformer.runtime.manifest import INPUTS
+from auxformer.runtime.runner import BackendError
 
 from .fake_trt_runtime import Recorder, make_fake_cuda, make_fake_tensorrt, write_fake_plan
 from .runtime_support import SHAPES, VIDEO_DIM, make_clip, ragged_clips, scratch_dir, tiny_onnx

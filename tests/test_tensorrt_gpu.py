@@ -1,5 +1,5 @@
 """Real TensorRT engine builds (GPU machines only; skipped with a reason elsewhere): the fp16 engine of the
-tiny model builds, carries the DESIGN.md I/O, and, where torch has CUDA, agrees with PyTorch."""
+tiny model builds, carries the I/O of docs/architecture.md, and, where torch has CUDA, agrees with PyTorch."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from auxformer.runtime import atomic
+from auxformer.common import atomic
 
 from .config import ModelConfig
 from .model import AuxFormer, build_model

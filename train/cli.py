@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from auxformer.runtime.feature_cli import prepare_command
+from auxformer.train.feature_cli import prepare_command
 
 from .config import MODEL_NAMES, POOLING, PREDICTION_RULES, ModelConfig, TrainConfig
 
@@ -72,7 +72,7 @@ def fit(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Train one model and evaluate it on the test set (full, audio-only, video-only)."""
-    from auxformer.runtime.corpus import FeatureCorpus
+    from auxformer.train.corpus import FeatureCorpus
 
     from .report import print_summary
     from .trainer import Trainer
@@ -148,7 +148,7 @@ def protocol(
     writes results.csv, summary.md (Tables 1-2 layout with paired t-tests), robustness.png, boxplot.png."""
     from rich.markdown import Markdown
 
-    from auxformer.runtime.corpus import FeatureCorpus
+    from auxformer.train.corpus import FeatureCorpus
 
     from .protocol import ProtocolConfig, run_protocol
     from .protocol_report import claims, write_report

@@ -1,11 +1,11 @@
-"""Configuration dataclasses. Defaults are the paper's configuration (SPEC.md sections 2-4)."""
+"""Configuration dataclasses. Defaults are the paper's configuration (docs/model.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from auxformer.runtime.config_dicts import DictConfig
+from auxformer.common.config_dicts import DictConfig
 
 MODEL_NAMES = ("auxformer", "baseline1", "mult", "audio_only", "video_only")
 PREDICTION_RULES = ("mean_logits", "mean_probs", "main")

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from auxformer.runtime.batching import pad_batch
 from auxformer.runtime.contracts import ClipFeatures
-from auxformer.runtime.corpus import CorpusEntry, FeatureCorpus
+from auxformer.train.corpus import CorpusEntry, FeatureCorpus
 
 # Keep a partition in memory when it is smaller than this; larger ones are read clip by clip.
 IN_MEMORY_BYTES = 2 << 30

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from auxformer.runtime.contracts import AUDIO_DIM, AUDIO_FPS, ClipFeatures
-from auxformer.runtime.corpus import METADATA, CorpusWriter, FeatureCorpus
+from auxformer.train.corpus import METADATA, CorpusWriter, FeatureCorpus
 
 LABELS = ("anger", "disgust", "fear", "happy", "neutral", "sad")
 AUDIO_GROUP = {"anger": 0, "disgust": 0, "fear": 1, "happy": 1, "neutral": 2, "sad": 2}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from auxformer.runtime.optional import require
+from auxformer.common.optional import require
 
 PORTRAIT = ("skimage", "data/astronaut.png")
 # the part of the portrait that is the head, and landmarks in it (pixels of the full image)

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from auxformer.runtime import atomic
-from auxformer.runtime.corpora.folder import read_csv_list
-from auxformer.runtime.corpus import FeatureCorpus
+from auxformer.common import atomic
+from auxformer.common.parallel import default_workers, ordered_map
+from auxformer.common.progress import clip_progress
 from auxformer.runtime.features import FeatureSettings
-from auxformer.runtime.parallel import default_workers, ordered_map
-from auxformer.runtime.prepare import PrepareSummary, prepare
-from auxformer.runtime.progress import clip_progress
+from auxformer.train.corpora.folder import read_csv_list
+from auxformer.train.corpus import FeatureCorpus
+from auxformer.train.prepare import PrepareSummary, prepare
 
 from .demo_corpus import AUDIO_GROUP, LABELS, VIDEO_GROUP
 from .demo_face import FaceRenderer, Look, random_look

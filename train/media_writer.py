@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from auxformer.runtime import atomic
-from auxformer.runtime.optional import require
+from auxformer.common import atomic
+from auxformer.common.optional import require
 
 # suffix -> (video codec or None for audio-only containers, audio codec)
 CODECS: dict[str, tuple[str | None, str]] = {

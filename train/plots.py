@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from auxformer.runtime import atomic
-from auxformer.runtime.optional import require
+from auxformer.common import atomic
+from auxformer.common.optional import require
 
 
 def pyplot():
@@ -78,7 +78,7 @@ def reliability_figure(sets: dict[str, tuple[np.ndarray, np.ndarray]], temperatu
     """Accuracy against confidence per bin (diagonal = calibrated), before and after temperature
     scaling, one row per set of (logits, labels): the set T was fitted on and the held-out one."""
     from auxformer.calibration.temperature import expected_calibration_error, reliability
-    from auxformer.runtime.metrics import softmax
+    from auxformer.common.metrics import softmax
 
     plt = pyplot()
     fig, axes = plt.subplots(len(sets), 2, figsize=(9, 3.6 * len(sets)), sharey=True, squeeze=False)

@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from auxformer.runtime import atomic
+from auxformer.common import atomic
 
 from .config import MODEL_NAMES, ModelConfig, TrainConfig
 from .trainer import CONDITIONS
@@ -101,7 +101,7 @@ def run_job(corpus_root: str, cfg: ProtocolConfig, job: Job, out: str, threads: 
     """Train and evaluate one job (in this process or a worker); resumes an interrupted one."""
     import torch
 
-    from auxformer.runtime.corpus import FeatureCorpus
+    from auxformer.train.corpus import FeatureCorpus
 
     from .trainer import Trainer
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from auxformer.runtime import atomic
-from auxformer.runtime.optional import require
+from auxformer.common import atomic
+from auxformer.common.optional import require
 
 from . import plots
 

@@ -7,7 +7,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from auxformer.runtime.corpus import CorpusEntry, CorpusError
+from auxformer.train.corpus import CorpusEntry, CorpusError
 
 PARTITIONS = ("train", "dev", "test")
 

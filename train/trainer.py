@@ -23,9 +23,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from auxformer.calibration.temperature import calibrate
-from auxformer.runtime import atomic
-from auxformer.runtime.corpus import FeatureCorpus
-from auxformer.runtime.metrics import classification_report
+from auxformer.common import atomic
+from auxformer.common.metrics import classification_report
+from auxformer.train.corpus import FeatureCorpus
 
 from . import checkpoint, distributed, modality_dropout, plots
 from .config import ModelConfig, TrainConfig

@@ -1,7 +1,7 @@
 """Audio features: openSMILE ComParE_2016 low-level descriptors and their deltas, 130 dims per 10 ms.
 
 openSMILE computes the two levels in separate passes whose row counts differ by a frame or two at
-the end (SPEC.md section 1): they are joined by position and trimmed to the shorter. The signal comes
+the end (docs/model.md, "Inputs"): they are joined by position and trimmed to the shorter. The signal comes
 from our own decoder through `process_signal`, so no mediainfo / file probing is involved.
 """
 
@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from auxformer.common.optional import require
+
 from ..contracts import AUDIO_DIM
-from ..optional import require
 
 NAME = "ComParE_2016 LLD + deltas (openSMILE)"
 # below this openSMILE returns a single NaN row: there is no analysis frame to speak of

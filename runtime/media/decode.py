@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..optional import require
+from auxformer.common.optional import require
 
 
 class MediaError(Exception):

@@ -15,7 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..optional import require
+from auxformer.common.optional import require
+
 from .faces import FaceTrack
 
 

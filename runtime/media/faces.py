@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..optional import require
+from auxformer.common.optional import require
 
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 SSD_HELP = (

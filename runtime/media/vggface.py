@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
+from auxformer.common import atomic
+from auxformer.common.optional import require
+
 from ..hashing import cache_root, file_digest
-from ..optional import require
 from .torch_state import read_state_dict
 
 WEIGHTS_HELP = (
@@ -25,7 +26,7 @@ WEIGHTS_HELP = (
     "https://www.robots.ox.ac.uk/~albanie/pytorch-models.html): download it and pass its path "
     "(--vggface-weights PATH, or FeatureSettings(vggface_weights=PATH)); or use the default 'pixels' embedder"
 )
-# "unit" (default): pixels scaled to [-1, 1] as SPEC.md section 1 and the exported face_encoder.onnx do;
+# "unit" (default): pixels scaled to [-1, 1] as docs/model.md, "Inputs" and the exported face_encoder.onnx do;
 # "dag-mean": the RGB mean subtraction the weights were trained with (vgg_face_dag meta)
 PREPROCESS = {
     "dag-mean": ((129.186279296875, 104.76238250732422, 93.59396362304688), 1.0),

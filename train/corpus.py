@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic
-from .contracts import ClipFeatures, Status
+from auxformer.common import atomic
+from auxformer.runtime.contracts import ClipFeatures, Status
 
 MANIFEST = "manifest.csv"
 METADATA = "corpus.json"
@@ -27,7 +27,7 @@ BASE_COLUMNS = ("clip_id", "speaker", "label", "path")
 
 
 class CorpusError(ValueError):
-    """A feature corpus that cannot be read as DESIGN.md describes."""
+    """A feature corpus that cannot be read as docs/architecture.md describes."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .features import FeatureSettings
+from auxformer.runtime.features import FeatureSettings
 
 EmbedderOption = Annotated[str, typer.Option(help="video embedder: pixels | vggface")]
 WeightsOption = Annotated[Path | None, typer.Option(help="vgg_face_dag.pth, for --embedder vggface")]
@@ -86,8 +86,9 @@ def prepare_command(
     """Extract features from a media corpus into a feature corpus (manifest.csv + .npz + corpus.json).
 
     Every clip gets a status and reason in prepare_report.csv; failed clips are left out."""
+    from auxformer.runtime.feature_cache import default_cache_dir
+
     from .corpora import open_media_corpus
-    from .feature_cache import default_cache_dir
     from .prepare import prepare
 
     console = Console()

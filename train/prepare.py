@@ -1,4 +1,4 @@
-"""Media corpus -> feature corpus (DESIGN.md's format), through the extraction pool and cache.
+"""Media corpus -> feature corpus (the format of docs/architecture.md), through the extraction pool and cache.
 
 Usable clips go to the feature corpus; failed clips and clips with neither modality are left out.
 Every clip, kept or not, gets a row in `prepare_report.csv` with its status and reason. `corpus.json`
@@ -18,12 +18,13 @@ from typing import Any
 
 from rich.console import Console
 
-from . import atomic
-from .contracts import ClipFeatures, Status
+from auxformer.common import atomic
+from auxformer.runtime.contracts import ClipFeatures, Status
+from auxformer.runtime.extract_pool import extract_many
+from auxformer.runtime.features import FeatureSettings
+
 from .corpora import MediaCorpus
 from .corpus import CorpusWriter
-from .extract_pool import extract_many
-from .features import FeatureSettings
 
 REPORT = "prepare_report.csv"
 SKIPPED = (Status.FAILED, Status.EMPTY)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contracts import MEDIA_SUFFIXES
+from auxformer.runtime.contracts import MEDIA_SUFFIXES
 
 KINDS = ("auto", "cremad", "msp-improv", "folder", "csv")
 
