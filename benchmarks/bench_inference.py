@@ -30,7 +30,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-Runner = Callable[[dict[str, np.ndarray]], object]
+RunBatch = Callable[[dict[str, np.ndarray]], object]
 AUDIO_FRAMES, VIDEO_FRAMES, VIDEO_DIM, CLASSES = 300, 90, 4096, 6
 REPEATS = {1: 20, 8: 6, 32: 3, 128: 2}  # fewer at large batch: a batch of 128 takes seconds
 EAGER = "pytorch eager"
@@ -104,7 +104,7 @@ def build_and_export(folder: Path, console: Console) -> tuple[object, Path]:
     return model, exported.path
 
 
-def eager_runner(model: object) -> Runner:
+def eager_runner(model: object) -> RunBatch:
     import torch
 
     def run(feeds: dict[str, np.ndarray]) -> object:
@@ -114,10 +114,10 @@ def eager_runner(model: object) -> Runner:
     return run
 
 
-def ort_runner(path: Path, device: str = "cpu") -> Runner:
-    from auxformer.runtime.backend_onnxruntime import OnnxRuntimeBackend
+def ort_runner(path: Path, device: str = "cpu") -> RunBatch:
+    from auxformer.runtime.onnxruntime_runner import OnnxRuntimeOptions, OnnxRuntimeRunner
 
-    return OnnxRuntimeBackend(path, device=device, threads=1).run
+    return OnnxRuntimeRunner(path, device, OnnxRuntimeOptions(threads=1)).run
 
 
 def variants(fp32: Path, folder: Path, onnx_dir: Path | None, console: Console) -> dict[str, Path]:
@@ -156,7 +156,7 @@ def _make(precision: str, fp32: Path, out: Path) -> Path:
     return out
 
 
-def measure(runners: dict[str, Runner], batches: list[int], console: Console) -> list[Result]:
+def measure(runners: dict[str, RunBatch], batches: list[int], console: Console) -> list[Result]:
     results = []
     for batch in batches:
         feeds = clip_batch(batch)
@@ -266,16 +266,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="auxformer-bench-") as tmp:
         folder = Path(tmp)
         model, fp32 = build_and_export(folder, console)
-        runners: dict[str, Runner] = {EAGER: eager_runner(model), "onnxruntime fp32": ort_runner(fp32)}
+        runners: dict[str, RunBatch] = {EAGER: eager_runner(model), "onnxruntime fp32": ort_runner(fp32)}
         if not args.no_variants:
             for precision, path in variants(fp32, folder, args.onnx_dir, console).items():
                 runners[f"onnxruntime {precision}"] = ort_runner(path)
         if "CUDAExecutionProvider" in ort.get_available_providers():
             runners["onnxruntime fp32 cuda"] = ort_runner(fp32, device="cuda")
         if args.engine:
-            from auxformer.runtime.backend_tensorrt import TensorRTBackend
+            from auxformer.runtime.tensorrt_runner import TensorRTRunner
 
-            runners["tensorrt"] = TensorRTBackend(args.engine).run
+            runners["tensorrt"] = TensorRTRunner(args.engine).run
         results = measure(runners, args.batches, console)
         console.print(table(results))
         if args.json:

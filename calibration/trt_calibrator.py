@@ -19,8 +19,8 @@ import numpy as np
 
 from auxformer.common import atomic
 from auxformer.common.optional import require
-from auxformer.runtime.backend_tensorrt import parse_version
 from auxformer.runtime.batching import pad_to
+from auxformer.runtime.tensorrt_runner import parse_version
 
 from .dataset import CalibrationSet
 

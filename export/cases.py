@@ -17,7 +17,6 @@ from auxformer.train.corpus import FeatureCorpus
 from auxformer.train.splits import read_splits
 
 from .package import Source
-from .shapes import Profile
 
 # (B, Ta, Tv): a single clip, a padded batch longer than any demo clip, and a wide batch whose video is
 # longer than its audio; none equals the export example, so fixed axes cannot hide.
@@ -147,17 +146,6 @@ def _drop(clip: ClipFeatures, missing: str | None, position: int) -> ClipFeature
 def _batch(feeds: dict[str, np.ndarray], clips: Sequence[ClipFeatures], index: dict[str, int]) -> Batch:
     labels = np.array([index.get(c.label or "", -1) for c in clips], np.int64)
     return Batch(feeds, labels, [c.clip_id for c in clips])
-
-
-def within_profile(cases: Sequence[Case], profile: Profile) -> list[Case]:
-    """The batches an engine with this optimization profile accepts (the rest it would refuse)."""
-
-    def fits(feeds: dict[str, np.ndarray]) -> bool:
-        (b, ta), tv = feeds["audio"].shape[:2], feeds["video"].shape[1]
-        return b <= profile.batch.max and ta <= profile.audio_len.max and tv <= profile.video_len.max
-
-    kept = [Case(c.name, [batch for batch in c.batches if fits(batch.feeds)]) for c in cases]
-    return [c for c in kept if c.batches]
 
 
 def _crop(clip: ClipFeatures, ta: int, tv: int, rng: np.random.Generator, whole: bool) -> ClipFeatures:

@@ -115,11 +115,11 @@ def _expected(err: Exception) -> bool:
     from auxformer.common.optional import MissingDependency
     from auxformer.runtime.contracts import FeatureError
     from auxformer.runtime.manifest import ManifestError
+    from auxformer.runtime.profile import ProfileError
     from auxformer.train.checkpoint import CheckpointError
     from auxformer.train.corpus import CorpusError
 
     from .onnx_export import ExportError
-    from .shapes import ProfileError
     from .tensorrt_build import EngineBuildError
 
     known = (CheckpointError, ExportError, EngineBuildError, FeatureError, CorpusError, ManifestError)

@@ -23,7 +23,9 @@ from torch import Tensor, nn
 
 from auxformer.common import atomic
 from auxformer.common.optional import require
-from auxformer.runtime.manifest import DYNAMIC_AXES, INPUTS, Manifest
+from auxformer.runtime.manifest import INPUTS, Manifest
+from auxformer.runtime.onnxruntime_runner import OnnxRuntimeOptions, inference_session
+from auxformer.runtime.profile import DYNAMIC_AXES
 from auxformer.train.model import AuxFormer
 
 DEFAULT_OPSET = 18  # >= 17 for the native LayerNormalization op
@@ -204,27 +206,13 @@ def check_ops(proto: Any) -> None:
         raise ExportError(f"the graph contains {', '.join(found)} (data-dependent shapes); rewrite the masking op")
 
 
-def ort_session(path: str | Path, optimized_path: Path | None = None, threads: int = 0) -> Any:
-    """An onnxruntime CPU session with every graph optimisation on (what the runtime uses).
-    `threads` 0 keeps onnxruntime's default (one per core)."""
-    ort = require("onnxruntime")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # warnings about unused initializers are noise here
-    options.intra_op_num_threads = threads
-    # idle workers sleep instead of spinning: verification shares the CPU with the PyTorch reference
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if optimized_path is not None:
-        options.optimized_model_filepath = str(optimized_path)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def optimized_node_count(path: Path) -> int:
-    """Load `path` in an optimised onnxruntime session (proving it loads) and count its nodes."""
+    """Load `path` in the runtime's onnxruntime session on the CPU (proving it loads) and count the nodes
+    of the graph it optimised."""
     onnx = require("onnx")
     optimized = path.with_name(f".{path.name}.optimized.tmp")
     try:
-        ort_session(path, optimized)
+        inference_session(path, "cpu", OnnxRuntimeOptions(optimized_model_path=optimized))
         return len(onnx.load_model(str(optimized)).graph.node)
     finally:
         optimized.unlink(missing_ok=True)

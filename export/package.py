@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.profile import Profile
 from auxformer.train import checkpoint
 from auxformer.train.corpus import CorpusEntry, FeatureCorpus
 from auxformer.train.model import AuxFormer, count_parameters
 from auxformer.train.splits import read_splits
-
-from .shapes import Profile
 
 # corpus.json keys that describe the features (the rest is provenance, kept under "settings")
 _FEATURE_KEYS = ("audio_features", "video_embedder")
@@ -85,7 +84,7 @@ class Source:
                 "parameters": count_parameters(self.model),
             },
             heads=self.heads,
-            shapes=profile.to_dict(),
+            shapes=profile,
             prediction={
                 "rule": cfg.prediction,
                 "temperature": self.temperature,

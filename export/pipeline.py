@@ -17,15 +17,18 @@ from auxformer.calibration.dataset import CalibrationSet, write_calibration_set
 from auxformer.calibration.int8 import quantize
 from auxformer.calibration.trt_calibrator import make_entropy_calibrator, needs_legacy_calibrator
 from auxformer.common.optional import require
+from auxformer.runtime.loader import check_io, load_runner
+from auxformer.runtime.onnxruntime_runner import OnnxRuntimeOptions
+from auxformer.runtime.profile import Profile
+from auxformer.runtime.runner import Runner
 from auxformer.train.corpus import CorpusError, FeatureCorpus
 
 from . import face_encoder, speed
-from .backends import Memo, OnnxRuntimeBackend, TorchBackend
-from .cases import DEFAULT_MAX_CLIPS, build_cases, verification_clips, within_profile
+from .cases import DEFAULT_MAX_CLIPS, build_cases, verification_clips
 from .fp16 import convert_fp16
 from .onnx_export import DEFAULT_OPSET, OnnxExport, export_onnx
 from .package import Source
-from .shapes import Profile, ProfileOverrides, profile_from_stats
+from .shapes import ProfileOverrides, profile_from_stats
 from .tensorrt_build import (
     EngineOptions,
     EngineResult,
@@ -34,8 +37,9 @@ from .tensorrt_build import (
     build_engine,
     import_tensorrt,
 )
+from .torch_runner import TorchRunner
 from .triton import write_repository
-from .verify import Report, verify
+from .verify import Memo, Report, verify
 
 FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 ENGINE_FILE = "model.plan"
@@ -127,7 +131,7 @@ def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
         torch.set_num_threads(request.threads)
     clip_set = verification_clips(source, request.features, request.max_clips)
     cases = build_cases(clip_set, source.labels)
-    reference = Memo(TorchBackend(source.model, manifest.heads, manifest.output_names, manifest.temperature))
+    reference = Memo(TorchRunner(source.model, manifest))
     models = {"fp32": exported.path}
     for precision in request.precisions:
         if precision == "fp16":
@@ -140,8 +144,13 @@ def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
                 f"[bold]{models['int8']}[/]: {info.quantized_nodes} MatMul/Gemm inputs quantised "
                 f"({info.method} calibration on {info.clips} clips) in {info.seconds:.0f}s"
             )
-        candidate = OnnxRuntimeBackend(models[precision], f"onnxruntime {precision}", request.threads)
-        report = verify(reference, candidate, cases, precision, models[precision], clip_set.source, clip_set.labelled)
+        candidate = open_onnx(models[precision], request.threads)
+        try:
+            report = verify(
+                reference, candidate, cases, precision, models[precision], clip_set.source, clip_set.labelled
+            )
+        finally:
+            candidate.close()
         if precision != "fp32":
             report.speed = speed.compare(
                 {"fp32": models["fp32"], precision: models[precision]}, cases[0].batches[0].feeds
@@ -154,7 +163,7 @@ def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
     if request.engine and (request.fp16 or request.int8):
         built = _engine(request, outcome, models, manifest, profile, console)
         if built is not None:  # the engine is what runs: verify it like every other exported model
-            _verify_engine(built, outcome, reference, cases, profile, clip_set, console)
+            _verify_engine(built, outcome, reference, cases, clip_set, console)
     if manifest.features.get("video_embedder") == face_encoder.EMBEDDER:
         _face_encoder(request, outcome, console)
     if request.triton is not None:
@@ -173,11 +182,17 @@ def _record(outcome: ExportOutcome, key: str, report: Report, path: Path, consol
     return saved
 
 
-def open_engine(plan: Path, manifest: Any) -> Any:
-    """The runtime's TensorRT backend on the first GPU (a seam for tests without a GPU)."""
-    from auxformer.runtime.backend_tensorrt import TensorRTBackend
+def open_onnx(path: Path, threads: int = 0) -> Runner:
+    """An exported ONNX model in the runtime's onnxruntime runner, on the CPU, loaded and I/O-checked
+    the way `Session.load` does it. Idle threads sleep: the PyTorch reference shares the CPU."""
+    return load_runner(path, "onnxruntime", "cpu", OnnxRuntimeOptions(threads=threads, spinning=False))
 
-    return TensorRTBackend(plan, device="cuda:0", manifest=manifest)
+
+def open_engine(plan: Path, manifest: Any) -> Runner:
+    """The runtime's TensorRT runner on the first GPU (a seam for tests without a GPU)."""
+    from auxformer.runtime.tensorrt_runner import TensorRTRunner
+
+    return TensorRTRunner(plan, device="cuda:0", manifest=manifest)
 
 
 def _verify_engine(
@@ -185,16 +200,16 @@ def _verify_engine(
     outcome: ExportOutcome,
     reference: Memo,
     cases: list[Any],
-    profile: Profile,
     clip_set: Any,
     console: Console,
 ) -> None:
     engine = open_engine(built.plan, built.manifest)
-    try:
+    try:  # checked like `Session.load` does; verify runs the batches the engine's profile accepts
+        check_io(engine)
         report = verify(
             reference,
             engine,
-            within_profile(cases, profile),
+            cases,
             built.manifest.precision,
             built.plan,
             clip_set.source,

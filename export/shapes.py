@@ -1,62 +1,16 @@
-"""Min/opt/max input shapes of an exported model: one TensorRT optimization profile, the manifest's
-`shapes`, and the Triton config all read them from here.
+"""The Profile (min/opt/max input shapes, `auxformer.runtime.profile`) an export is built for: one
+TensorRT optimization profile, the manifest's `shapes`, and the Triton config all read it from here.
 
-They come from the frame-count statistics of the training clips (`length_stats` in the checkpoint).
-The minimum length is always 1: a clip may be short, and a missing modality is one masked step
-(`pad_batch` clamps every length to >= 1).
+It comes from the frame-count statistics of the training clips (`length_stats` in the checkpoint),
+with the user's overrides. The minimum is always 1 (see `auxformer.runtime.profile`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from auxformer.runtime.manifest import DYNAMIC_AXES
-
-AXES = ("batch", "audio_len", "video_len")
-
-
-class ProfileError(ValueError):
-    """Shape ranges that cannot form a TensorRT optimization profile."""
-
-
-@dataclass(frozen=True)
-class Range:
-    min: int
-    opt: int
-    max: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.min <= self.opt <= self.max:
-            raise ProfileError(f"a shape range needs 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
-
-
-@dataclass(frozen=True)
-class Profile:
-    batch: Range
-    audio_len: Range
-    video_len: Range
-
-    def axis(self, name: str) -> Range:
-        return getattr(self, name)
-
-    def to_dict(self) -> dict[str, dict[str, int]]:
-        return {name: asdict(self.axis(name)) for name in AXES}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, dict[str, int]]) -> Profile:
-        return cls(**{name: Range(**data[name]) for name in AXES})
-
-    def input_shapes(self, video_dim: int, audio_dim: int = 130) -> dict[str, tuple[tuple[int, ...], ...]]:
-        """(min, opt, max) shape of every model input, in the I/O order of docs/architecture.md."""
-        feature_dims = {"audio": (audio_dim,), "video": (video_dim,), "audio_mask": (), "video_mask": ()}
-        out = {}
-        for name, axes in DYNAMIC_AXES.items():
-            ranges = [self.axis(a) for a in axes]
-            out[name] = tuple(
-                (*(getattr(r, which) for r in ranges), *feature_dims[name]) for which in ("min", "opt", "max")
-            )
-        return out
+from auxformer.runtime.profile import Profile, ProfileError, Range
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """How much faster a reduced-precision ONNX model runs than fp32 on this machine's CPU: one batch of
-real clips, one onnxruntime thread each, measured side by side (median of repeats)."""
+real clips, one onnxruntime thread each, measured side by side (median of repeats) in the runtime's
+onnxruntime runner."""
 
 from __future__ import annotations
 
@@ -10,17 +11,18 @@ from typing import Any
 
 import numpy as np
 
-from .backends import OnnxRuntimeBackend
+from auxformer.runtime.onnxruntime_runner import OnnxRuntimeOptions, OnnxRuntimeRunner
+from auxformer.runtime.runner import Runner
 
 REPEATS = 15
 
 
-def median_seconds(backend: OnnxRuntimeBackend, feeds: dict[str, np.ndarray], repeats: int = REPEATS) -> float:
-    backend.run(feeds)  # warm-up: first runs allocate and pick kernels
+def median_seconds(runner: Runner, feeds: dict[str, np.ndarray], repeats: int = REPEATS) -> float:
+    runner.run(feeds)  # warm-up: first runs allocate and pick kernels
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        backend.run(feeds)
+        runner.run(feeds)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -28,11 +30,14 @@ def median_seconds(backend: OnnxRuntimeBackend, feeds: dict[str, np.ndarray], re
 def compare(models: dict[str, Path], feeds: dict[str, np.ndarray], repeats: int = REPEATS) -> dict[str, Any]:
     """{precision: {"ms": median, "speedup_vs_fp32": ratio}} for one batch, interleaving the models'
     runs so a busy neighbour slows all of them alike."""
-    backends = {p: OnnxRuntimeBackend(path, p, threads=1) for p, path in models.items()}
-    rounds: dict[str, list[float]] = {p: [] for p in backends}
+    options = OnnxRuntimeOptions(threads=1, spinning=False)
+    runners = {p: OnnxRuntimeRunner(path, "cpu", options) for p, path in models.items()}
+    rounds: dict[str, list[float]] = {p: [] for p in runners}
     for _ in range(3):
-        for p, backend in backends.items():
-            rounds[p].append(median_seconds(backend, feeds, repeats // 3 or 1))
+        for p, runner in runners.items():
+            rounds[p].append(median_seconds(runner, feeds, repeats // 3 or 1))
+    for runner in runners.values():
+        runner.close()
     ms = {p: 1000 * min(v) for p, v in rounds.items()}
     batch, audio_len = feeds["audio"].shape[:2]
     return {

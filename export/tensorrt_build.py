@@ -23,10 +23,9 @@ from typing import Any
 
 from auxformer.common import atomic
 from auxformer.common.optional import MissingDependency, require
-from auxformer.runtime.backend_tensorrt import parse_version
 from auxformer.runtime.manifest import Manifest
-
-from .shapes import Profile
+from auxformer.runtime.profile import Profile
+from auxformer.runtime.tensorrt_runner import parse_version
 
 MIN_VERSION = (8, 5)
 STRONGLY_TYPED_FROM = 10  # NetworkDefinitionCreationFlag.STRONGLY_TYPED
@@ -231,7 +230,7 @@ def build_engine(
     engine_manifest = replace(
         manifest,
         precision=options.precision,
-        shapes=profile.to_dict(),
+        shapes=profile,
         engine=_engine_record(trt.__version__, gpu, plan, profile, options, seconds),
     )
     sidecar = Path(f"{out_path}.json")

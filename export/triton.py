@@ -17,8 +17,7 @@ from pathlib import Path
 
 from auxformer.common import atomic
 from auxformer.runtime.manifest import Manifest
-
-from .shapes import Profile
+from auxformer.runtime.profile import Profile
 
 PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "trt": ("tensorrt_plan", "model.plan")}
 QUEUE_DELAY_US = 2000  # how long the batcher may hold a request to fill a batch

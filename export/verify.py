@@ -1,7 +1,9 @@
-"""Verification after every export: the exported model against PyTorch on the same inputs.
+"""Verification after every export: the exported model against PyTorch on the same inputs, both as
+Runners (`auxformer.runtime.runner`): the exported side is the runtime's own onnxruntime or TensorRT
+runner, so what is verified is the code that runs in production.
 
 Per case: max |diff| over every output, top-1 agreement of the fused logits, non-finite outputs.
-Pooled over all cases: agreement, and macro-F1 of each backend against the true labels. Thresholds
+Pooled over all cases: agreement, and macro-F1 of each runner against the true labels. Thresholds
 depend on the precision; a failed one names the case (and clips) that broke it. The report is saved
 beside the model as JSON and printed as a rich table.
 """
@@ -18,9 +20,12 @@ from rich.table import Table
 from auxformer.calibration import int8
 from auxformer.common import atomic
 from auxformer.common.metrics import classification_report
+from auxformer.runtime.profile import batch_shape
+from auxformer.runtime.runner import Runner
 
-from .backends import Backend
 from .cases import Case
+
+Feeds = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class Report:
     cases: list[CaseResult]
     agreement: float
     max_abs_diff: float
-    macro_f1: dict[str, float | None]  # backend -> macro-F1 against the labels (None: unlabelled)
+    macro_f1: dict[str, float | None]  # runner -> macro-F1 against the labels (None: unlabelled)
     f1_delta: float | None
     failures: list[str] = field(default_factory=list)
     max_prob_diff: float = 0.0  # of the `probs` output, over all cases
@@ -137,9 +142,42 @@ class Report:
         )
 
 
+class Memo:
+    """A runner whose outputs are computed once per feed dict: the PyTorch reference is shared by the
+    fp32, fp16, int8 and engine verifications of one export."""
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+        self.name, self.manifest, self.profile = runner.name, runner.manifest, runner.profile
+        self.inputs, self.outputs = runner.inputs, runner.outputs
+        self._seen: dict[int, tuple[Feeds, dict[str, np.ndarray]]] = {}
+
+    def run(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        hit = self._seen.get(id(feeds))
+        if hit is None or hit[0] is not feeds:  # the feeds are kept, so an id is never reused meanwhile
+            hit = (feeds, self.runner.run(feeds))
+            self._seen[id(feeds)] = hit
+        return hit[1]
+
+    def close(self) -> None:
+        self._seen.clear()
+        self.runner.close()
+
+
+def runnable(cases: list[Case], *runners: Runner) -> list[Case]:
+    """The batches of `cases` every runner's profile accepts (an engine refuses the others), dropping
+    cases left empty."""
+
+    def fits(feeds: Feeds) -> bool:
+        return all(r.profile is None or r.profile.accepts(**batch_shape(feeds)) is None for r in runners)
+
+    kept = [Case(c.name, [b for b in c.batches if fits(b.feeds)]) for c in cases]
+    return [c for c in kept if c.batches]
+
+
 def verify(
-    reference: Backend,
-    candidate: Backend,
+    reference: Runner,
+    candidate: Runner,
     cases: list[Case],
     precision: str,
     model_path: str | Path,
@@ -147,8 +185,12 @@ def verify(
     labelled: bool = True,
     thresholds: Thresholds | None = None,
 ) -> Report:
-    """Run every case through both backends and judge the candidate by the precision's thresholds."""
+    """Run every case both runners' profiles accept through both, and judge the candidate by the
+    precision's thresholds."""
     results, tops = [], []
+    cases = runnable(cases, reference, candidate)
+    if not cases:
+        raise ValueError(f"{candidate.name}: none of the verification batches fit its profile")
     for case in cases:
         result, case_tops = _compare(reference, candidate, case)
         results.append(result)
@@ -181,7 +223,7 @@ def verify(
 
 
 def _compare(
-    reference: Backend, candidate: Backend, case: Case
+    reference: Runner, candidate: Runner, case: Case
 ) -> tuple[CaseResult, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """One case: its result row, and (reference top-1, candidate top-1, labels) per batch."""
     diff, worst, prob_diff, disagreeing, non_finite, tops = 0.0, "", 0.0, [], set(), []

@@ -15,7 +15,7 @@ from auxformer.common.optional import MissingDependency
 from .infer import INPUT_SUFFIXES, InferOptions, find_inputs, make_jobs, run
 from .manifest import ManifestError
 from .results import CSV, JSONL
-from .runner import DEVICES_HELP, BackendError
+from .runner import DEVICES_HELP, RunnerError
 from .session import DEFAULT_BATCH_SIZE, Session
 
 EXIT_CODES = """Exit codes: 0 every file has a row (clips that could not be predicted say why in theirs);
@@ -82,7 +82,7 @@ def infer(
             device=device,
             threads=threads,
         )
-    except (ManifestError, MissingDependency, BackendError, ValueError, FileNotFoundError) as err:
+    except (ManifestError, MissingDependency, RunnerError, ValueError, FileNotFoundError) as err:
         console.print(f"error: {err}")
         raise typer.Exit(2) from err
     console.print(f"{len(files)} clips ({skipped} other files skipped), model: {session.name}")

@@ -13,18 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from .contracts import AUDIO_DIM, ClipFeatures
+from .profile import Profile, ProfileError
 
 SCHEMA = "auxformer-manifest/1"
 METADATA_KEY = "auxformer.manifest"
 
 INPUTS = ("audio", "audio_mask", "video", "video_mask")
 OUTPUTS = ("logits", "probs")  # followed by one `logits_<head>` per head
-DYNAMIC_AXES = {
-    "audio": ("batch", "audio_len"),
-    "audio_mask": ("batch", "audio_len"),
-    "video": ("batch", "video_len"),
-    "video_mask": ("batch", "video_len"),
-}
 
 
 class ManifestError(ValueError):
@@ -38,8 +33,8 @@ class Manifest:
     features: dict[str, Any]
     model: dict[str, Any]  # {"name": str, "config": ModelConfig as dict, "parameters": int}
     heads: list[str]  # per-head outputs are `logits_<head>`
-    # {"batch": {"min", "opt", "max"}, "audio_len": {...}, "video_len": {...}}
-    shapes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # JSON {"batch": {"min", "opt", "max"}, "audio_len": {...}, "video_len": {...}}; None: not stated
+    shapes: Profile | None = None
     prediction: dict[str, Any] = field(default_factory=lambda: {"rule": "mean_logits", "temperature": 1.0})
     normalization: dict[str, Any] = field(default_factory=dict)  # inside the graph; summary here
     training: dict[str, Any] = field(default_factory=dict)  # run folder, metrics, corpus
@@ -74,7 +69,9 @@ class Manifest:
         missing = [k for k in ("labels", "features", "model", "heads") if k not in data]
         if missing:
             raise ManifestError(f"{source}: manifest lacks {missing}")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values["shapes"] = _read_shapes(data.get("shapes"), source)
+        return cls(**values)
 
     @classmethod
     def read_sidecar(cls, engine_path: str | Path) -> Manifest:
@@ -117,3 +114,13 @@ class Manifest:
                 f"features come from the {embedder!r} video embedder, the model was trained "
                 f"on {wanted!r}: extract with the model's embedder"
             )
+
+
+def _read_shapes(data: Any, source: str) -> Profile | None:
+    """The manifest's `shapes` as a Profile; absent or empty (`{}`, older files): None."""
+    if data is None or data == {}:
+        return None
+    try:
+        return Profile.from_dict(data)
+    except (ProfileError, TypeError) as err:
+        raise ManifestError(f"{source}: malformed shapes ({err})") from err

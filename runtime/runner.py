@@ -1,25 +1,25 @@
 """What a runner is: one loaded model that runs one padded batch (the four inputs of
 docs/architecture.md) and returns the graph's outputs by name.
 
-The runtime's onnxruntime and TensorRT backends implement it, and so does export's PyTorch reference,
+The runtime's onnxruntime and TensorRT runners implement it, and so does export's PyTorch reference,
 so verification compares runners through the code that runs in production.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .bucketing import ShapeLimits
 from .manifest import Manifest
+from .profile import Profile
 
 DEVICES_HELP = "auto | cpu | cuda | cuda:N"
 
 
-class BackendError(RuntimeError):
-    """A model file that no backend here can run (unknown kind, TensorRT refused the engine, ...)."""
+class RunnerError(RuntimeError):
+    """A model file that no runner here can run (unknown kind, TensorRT refused the engine, ...)."""
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,13 @@ class TensorSpec:
     shape: tuple[int | str | None, ...]  # ints where fixed, names or None where dynamic
 
 
-class Backend(Protocol):
+@runtime_checkable
+class Runner(Protocol):
     name: str  # what to print: "onnxruntime 1.20 (CPUExecutionProvider)"
     manifest: Manifest
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-    limits: ShapeLimits | None  # None: any shape
+    profile: Profile | None  # the shapes it runs; None: any shape
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs by name for one padded batch. Must be safe to call from several threads at once."""

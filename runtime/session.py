@@ -18,13 +18,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .backend import Backend, open_backend
 from .batching import pad_batch
 from .bucketing import plan_batches
 from .clip_inputs import ClipInput, FrontEnd, resolve, settings_for
 from .contracts import MODALITIES, ClipFeatures, Status
+from .loader import load_runner
 from .manifest import Manifest, ManifestError
+from .onnxruntime_runner import OnnxRuntimeOptions
 from .prediction import Decoder, Prediction, failed
+from .runner import Runner
 
 DEFAULT_BATCH_SIZE = 16
 NOTHING_PRESENT = "neither audio nor a face in this clip: nothing to predict from"
@@ -36,14 +38,14 @@ class Session:
     Thread safety: one Session may serve `predict` calls from several threads at once, and each
     call's results are the ones it would get alone. onnxruntime's `InferenceSession.run` is
     thread-safe and runs concurrent calls in parallel; a TensorRT execution context is not, so the
-    TensorRT backend runs one batch at a time under a lock (one context, one stream, reused buffers).
+    TensorRT runner runs one batch at a time under a lock (one context, one stream, reused buffers).
     Media files given as paths are decoded one at a time per Session (the extractor is not
     reentrant); for throughput, extract in a process pool (`auxformer-infer` does) and pass features.
     """
 
-    def __init__(self, backend: Backend, features: Any = None):
-        self.backend = backend
-        self.manifest: Manifest = backend.manifest
+    def __init__(self, runner: Runner, features: Any = None):
+        self.runner = runner
+        self.manifest: Manifest = runner.manifest
         self.decoder = Decoder(self.manifest)
         self.front_end = FrontEnd(self.manifest, features)
 
@@ -64,7 +66,8 @@ class Session:
         end's FeatureSettings) are checked against the features the model was trained on. Either
         mismatch raises ManifestError saying why. `threads`: onnxruntime intra-op threads (0: its default).
         """
-        session = cls(open_backend(path, backend, providers, device, threads), features)
+        options = OnnxRuntimeOptions(providers=providers, threads=threads)
+        session = cls(load_runner(path, backend, device, options), features)
         if features is not None:
             settings_for(session.manifest, features)
         return session
@@ -75,7 +78,7 @@ class Session:
 
     @property
     def name(self) -> str:
-        return self.backend.name
+        return self.runner.name
 
     def predict(
         self, clips: Iterable[ClipInput], batch_size: int = DEFAULT_BATCH_SIZE, missing: str | None = None
@@ -130,16 +133,17 @@ class Session:
             if not from_file:
                 raise
             return failed(clip.clip_id, str(err), source)
-        limits = self.backend.limits
-        reason = limits.refuse(clip) if limits is not None else None
+        profile = self.runner.profile
+        lengths = {"audio_len": len(clip.audio_mask), "video_len": len(clip.video_mask)}
+        reason = None if profile is None else profile.accepts(**lengths)
         return failed(clip.clip_id, reason, source) if reason else None
 
     def _run(
         self, runnable: list[tuple[int, ClipFeatures]], batch_size: int, missing: str | None
     ) -> Iterable[tuple[int, Prediction]]:
-        limits = self.backend.limits
-        if limits is not None:
-            batch_size = min(batch_size, limits.batch[1])
+        profile = self.runner.profile
+        if profile is not None:
+            batch_size = min(batch_size, profile.batch.max)
         present = {i: _present(clip, missing) for i, clip in runnable}
         todo = []
         for i, clip in runnable:
@@ -154,10 +158,10 @@ class Session:
             members = [todo[k] for k in batch]
             clips = [c for _, c in members]
             feeds = pad_batch(clips, missing)
-            if limits is not None:
-                feeds = limits.fit(feeds)
+            if profile is not None:
+                feeds = profile.fit(feeds)
             t0 = time.perf_counter()
-            outputs = self.backend.run(feeds)
+            outputs = self.runner.run(feeds)
             share = (time.perf_counter() - t0) / len(clips)
             rows = {name: value[: len(clips)] for name, value in outputs.items()}
             decoded = self.decoder.decode(clips, rows, [present[i] for i, _ in members])
@@ -167,7 +171,7 @@ class Session:
                 yield i, prediction
 
     def close(self) -> None:
-        self.backend.close()
+        self.runner.close()
 
     def __enter__(self) -> Session:
         return self

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from auxformer.export.backends import TorchBackend
 from auxformer.export.onnx_export import export_onnx
-from auxformer.export.shapes import Profile, Range
+from auxformer.export.torch_runner import TorchRunner
 from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.profile import Profile, Range
 from auxformer.train.config import ModelConfig
 from auxformer.train.model import AuxFormer, build_model
 
@@ -46,7 +46,7 @@ def tiny_manifest(model: AuxFormer) -> Manifest:
         features={"audio_dim": 130, "video_dim": VIDEO_DIM, "video_embedder": "test"},
         model={"name": model.name, "config": model.cfg.to_dict()},
         heads=list(model.head_modalities),
-        shapes=PROFILE.to_dict(),
+        shapes=PROFILE,
     )
 
 
@@ -95,5 +95,4 @@ def feature_batch(
 
 def torch_outputs(exported: Exported, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """The PyTorch reference outputs, in the exported model's output order."""
-    m = exported.manifest
-    return list(TorchBackend(exported.model, m.heads, m.output_names).run(feeds).values())
+    return list(TorchRunner(exported.model, exported.manifest).run(feeds).values())

@@ -1,12 +1,12 @@
 """A FAKE of the TensorRT runtime API and of `pycuda.driver`, recording every call. No GPU, no TensorRT.
 
-It lets the tests check what our TensorRT backend asks of TensorRT and CUDA: which API (by name at
+It lets the tests check what our TensorRT runner asks of TensorRT and CUDA: which API (by name at
 TensorRT >= 8.5, by binding index before), input shapes per batch, buffer reuse, one stream, a
 current CUDA context on the calling thread, and no two executions at once on one context.
 
 The "engine" is a small JSON file naming an ONNX model and a profile. Executing it reads the inputs
 from the fake device memory at the addresses it was given, runs the ONNX model with onnxruntime, and
-writes the outputs back, so the backend's whole data path is exercised. It is not TensorRT.
+writes the outputs back, so the runner's whole data path is exercised. It is not TensorRT.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import numpy as np
 import onnxruntime as ort
 
 from auxformer.runtime.manifest import INPUTS
+from auxformer.runtime.profile import Profile
 
-from .runtime_support import input_profile, sidecar
+from .runtime_support import sidecar
 
 _addresses = itertools.count(0x1000, 0x1000)
 
@@ -273,6 +274,7 @@ def make_fake_tensorrt(version: str, cuda: types.ModuleType, record: Recorder) -
 
 def write_fake_plan(onnx_path: Path, plan_path: Path, shapes: dict[str, dict[str, int]], video_dim: int) -> Path:
     """A fake `model.plan` (JSON) for `onnx_path` with profile `shapes`, and its `model.plan.json`."""
-    plan_path.write_text(json.dumps({"onnx": str(onnx_path), "profile": input_profile(shapes, video_dim)}))
+    profile = Profile.from_dict(shapes).input_shapes(video_dim)
+    plan_path.write_text(json.dumps({"onnx": str(onnx_path), "profile": profile}))
     sidecar(onnx_path, plan_path, {"tensorrt_version": "fake", "gpu": "none", "profile": shapes})
     return plan_path

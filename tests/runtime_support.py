@@ -11,6 +11,7 @@ import numpy as np
 
 from auxformer.runtime.contracts import ClipFeatures
 from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.profile import Profile
 
 LABELS = ["anger", "happy", "neutral", "sad"]
 VIDEO_DIM = 16
@@ -19,16 +20,6 @@ SHAPES = {
     "audio_len": {"min": 1, "opt": 64, "max": 320},
     "video_len": {"min": 1, "opt": 20, "max": 208},
 }
-
-
-def input_profile(shapes: dict[str, dict[str, int]], video_dim: int) -> dict[str, list[tuple[int, ...]]]:
-    """The manifest's axis ranges as (min, opt, max) shapes of each model input (a TensorRT profile)."""
-    feature_dims = {"audio": (130,), "video": (video_dim,), "audio_mask": (), "video_mask": ()}
-    lengths = {"audio": "audio_len", "audio_mask": "audio_len", "video": "video_len", "video_mask": "video_len"}
-    return {
-        name: [(shapes["batch"][k], shapes[lengths[name]][k], *feature_dims[name]) for k in ("min", "opt", "max")]
-        for name in lengths
-    }
 
 
 def sidecar(onnx_path: Path, plan_path: Path, engine: dict[str, object]) -> Path:
@@ -77,7 +68,7 @@ def tiny_onnx() -> Path:
         features={"audio_dim": 130, "video_dim": VIDEO_DIM, "video_embedder": "test"},
         model={"name": model.name, "config": cfg.to_dict()},
         heads=list(model.head_modalities),
-        shapes=SHAPES,
+        shapes=Profile.from_dict(SHAPES),
     )
     return export_onnx(model.eval(), manifest, scratch_dir() / "model.onnx").path
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from auxformer.export.face_encoder import VggFaceFc7, export_face_encoder
-from auxformer.export.onnx_export import ort_session
+from auxformer.runtime.onnxruntime_runner import inference_session
 
 
 def small_encoder() -> nn.Module:
@@ -22,7 +22,7 @@ def test_export_has_a_dynamic_frame_axis(tmp_path):
     path = export_face_encoder(encoder, tmp_path / "face_encoder.onnx", image_size=32)
     model = onnx.load(str(path))
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "frames"
-    session = ort_session(path)
+    session = inference_session(path, "cpu")
     for frames in (1, 5):
         faces = np.random.default_rng(frames).uniform(-1, 1, (frames, 3, 32, 32)).astype(np.float32)
         (got,) = session.run(None, {"faces": faces})

@@ -11,7 +11,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from auxformer.export.fp16 import check_no_infinite_constants, collapse_cast_round_trips, convert_fp16
-from auxformer.export.onnx_export import ort_session, read_manifest
+from auxformer.export.onnx_export import read_manifest
+from auxformer.runtime.onnxruntime_runner import inference_session
 
 from .export_support import feature_batch, scratch_dir, tiny_export, torch_outputs
 
@@ -37,7 +38,7 @@ def input_types(op_type: str) -> set[int]:
 
 
 def test_io_stays_fp32_and_bool():
-    session = ort_session(converted().path)
+    session = inference_session(converted().path, "cpu")
     assert [i.type for i in session.get_inputs()] == ["tensor(float)", "tensor(bool)"] * 2
     assert {o.type for o in session.get_outputs()} == {"tensor(float)"}
     assert session.get_inputs()[0].shape == ["batch", "audio_len", 130]
@@ -73,7 +74,7 @@ def test_manifest_says_fp16():
 def test_close_to_pytorch(shape, missing):
     feeds = feature_batch(*shape, seed=7, missing=missing)
     reference = torch_outputs(tiny_export(), feeds)
-    got = ort_session(converted().path).run(None, feeds)
+    got = inference_session(converted().path, "cpu").run(None, feeds)
     for ref, out in zip(reference, got, strict=True):
         assert np.isfinite(out).all()
         np.testing.assert_allclose(out, ref, atol=0.05, rtol=0.05)

@@ -12,10 +12,10 @@ from auxformer.export.onnx_export import (
     check_ops,
     example_inputs,
     export_onnx,
-    ort_session,
     read_manifest,
 )
 from auxformer.runtime.manifest import METADATA_KEY, Manifest
+from auxformer.runtime.onnxruntime_runner import inference_session
 
 from .export_support import Exported, feature_batch, tiny_export, tiny_manifest, tiny_model, torch_outputs
 
@@ -24,7 +24,7 @@ SHAPES = [(1, 37, 11), (5, 301, 97), (32, 64, 200), (2, 1, 1)]
 
 
 def test_io_contract_and_symbolic_axes():
-    session = ort_session(tiny_export().path)
+    session = inference_session(tiny_export().path, "cpu")
     inputs = {i.name: (i.type, i.shape) for i in session.get_inputs()}
     assert inputs == {
         "audio": ("tensor(float)", ["batch", "audio_len", 130]),
@@ -39,7 +39,7 @@ def test_io_contract_and_symbolic_axes():
 
 def test_manifest_is_embedded_and_readable_through_onnxruntime():
     exported = tiny_export()
-    meta = ort_session(exported.path).get_modelmeta().custom_metadata_map
+    meta = inference_session(exported.path, "cpu").get_modelmeta().custom_metadata_map
     manifest = Manifest.from_json(meta[METADATA_KEY])
     assert manifest == exported.manifest == read_manifest(exported.path)
 
@@ -60,7 +60,7 @@ def test_onnxruntime_matches_pytorch(shape, missing):
     exported = tiny_export()
     feeds = feature_batch(*shape, seed=sum(shape), missing=missing)
     reference = torch_outputs(exported, feeds)
-    got = ort_session(exported.path).run(None, feeds)
+    got = inference_session(exported.path, "cpu").run(None, feeds)
     assert len(got) == len(reference) == 5
     for ref, out in zip(reference, got, strict=True):
         assert out.shape == ref.shape
@@ -106,7 +106,7 @@ def test_variants_export_with_the_same_contract(tmp_path, name, options, heads):
     model = tiny_model(name, **options)
     manifest = tiny_manifest(model)
     exported = Exported(model, manifest, export_onnx(model, manifest, tmp_path / "m.onnx").path, 0)
-    session = ort_session(exported.path)
+    session = inference_session(exported.path, "cpu")
     assert [i.name for i in session.get_inputs()] == ["audio", "audio_mask", "video", "video_mask"]
     expected_heads = heads or manifest.heads
     assert [o.name for o in session.get_outputs()] == ["logits", "probs", *(f"logits_{h}" for h in expected_heads)]

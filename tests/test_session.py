@@ -14,7 +14,7 @@ import pytest
 
 from auxformer.common.metrics import softmax
 from auxformer.runtime import ManifestError, Session, Status
-from auxformer.runtime.bucketing import ShapeLimits, plan_batches
+from auxformer.runtime.bucketing import plan_batches
 
 from .runtime_support import LABELS, VIDEO_DIM, make_clip, ragged_clips, tiny_onnx, with_manifest, write_npz
 
@@ -86,21 +86,6 @@ def test_batches_group_similar_lengths():
     assert padded(batches) < 0.8 * padded(unsorted)
     ends = [max(lengths[i][0] for i in b) for b in batches]
     assert ends == sorted(ends)
-
-
-def test_profile_limits_pad_up_to_the_minimum():
-    limits = ShapeLimits(batch=(2, 8), audio_len=(4, 100), video_len=(3, 50))
-    feeds = {
-        "audio": np.ones((1, 2, 130), np.float32),
-        "audio_mask": np.ones((1, 2), bool),
-        "video": np.ones((1, 1, 16), np.float32),
-        "video_mask": np.ones((1, 1), bool),
-    }
-    fitted = limits.fit(feeds)
-    assert fitted["audio"].shape == (2, 4, 130) and fitted["video_mask"].shape == (2, 3)
-    assert fitted["audio_mask"].sum() == 2 and fitted["video_mask"].sum() == 1  # padding is masked
-    assert "at most 100" in limits.refuse(make_clip("long", 101, 10))
-    assert limits.refuse(make_clip("fits", 100, 50)) is None
 
 
 def test_an_absent_modality_is_a_false_mask_and_its_head_says_none(session):

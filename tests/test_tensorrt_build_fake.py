@@ -122,7 +122,7 @@ def test_sidecar_has_the_manifest_and_the_build(models, manifest, tmp_path):
     sidecar = Manifest.read_sidecar(result.plan)
     assert sidecar.labels == LABELS and sidecar.heads == manifest.heads
     assert sidecar.precision == "fp16"
-    assert sidecar.shapes == PROFILE.to_dict()
+    assert sidecar.shapes == PROFILE
     engine = sidecar.engine
     assert engine["tensorrt_version"] == "10.3.0"
     assert (engine["gpu"], engine["compute_capability"]) == ("FAKE GPU (test)", "8.7")

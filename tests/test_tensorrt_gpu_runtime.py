@@ -1,4 +1,4 @@
-"""The TensorRT backend on a real GPU: an engine built here from the tiny ONNX model predicts what
+"""The TensorRT runner on a real GPU: an engine built here from the tiny ONNX model predicts what
 onnxruntime predicts. Skips with a reason without TensorRT, pycuda or a GPU."""
 
 from __future__ import annotations
@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from auxformer.runtime import Session
+from auxformer.runtime.profile import Profile
 
-from .runtime_support import SHAPES, VIDEO_DIM, input_profile, ragged_clips, sidecar, tiny_onnx
+from .runtime_support import SHAPES, VIDEO_DIM, ragged_clips, sidecar, tiny_onnx
 
 pytestmark = pytest.mark.gpu
 
@@ -38,7 +39,7 @@ def build_plan(trt, tmp_path):
     if hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
-    for name, (low, opt, high) in input_profile(SHAPES, VIDEO_DIM).items():
+    for name, (low, opt, high) in Profile.from_dict(SHAPES).input_shapes(VIDEO_DIM).items():
         profile.set_shape(name, low, opt, high)
     config.add_optimization_profile(profile)
     plan = tmp_path / "model.plan"

@@ -1,4 +1,5 @@
-"""Verification: the cases it builds, the thresholds per precision, and failures that name the input."""
+"""Verification: the cases it builds, the runners it compares (the runtime's, for exported files), the
+thresholds per precision, and failures that name the input."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from auxformer.export.backends import Memo, OnnxRuntimeBackend, TorchBackend
 from auxformer.export.cases import ClipSet, build_cases
-from auxformer.export.verify import Report, Thresholds, thresholds_for, verify
+from auxformer.export.pipeline import open_onnx
+from auxformer.export.torch_runner import TorchRunner
+from auxformer.export.verify import Memo, Report, Thresholds, thresholds_for, verify
 from auxformer.runtime.contracts import ClipFeatures
+from auxformer.runtime.loader import check_io
+from auxformer.runtime.onnxruntime_runner import OnnxRuntimeRunner
+from auxformer.runtime.profile import Profile, Range, batch_shape
+from auxformer.runtime.runner import Runner
 
 from .export_support import LABELS, VIDEO_DIM, tiny_export
 
@@ -46,21 +52,25 @@ def cases():
 @pytest.fixture(scope="module")
 def reference():
     exported = tiny_export()
-    m = exported.manifest
-    return Memo(TorchBackend(exported.model, m.heads, m.output_names))
+    return Memo(TorchRunner(exported.model, exported.manifest))
 
 
 class Shifted:
-    """A candidate that adds `delta` to one output of every batch."""
+    """A candidate that adds `delta` to one output of every batch (under `profile`, if given)."""
 
-    def __init__(self, backend, delta, output: str = "logits_audio"):
-        self.backend, self.delta, self.output = backend, delta, output
-        self.name = "shifted"
+    def __init__(self, runner, delta, output: str = "logits_audio", profile: Profile | None = None):
+        self.runner, self.delta, self.output = runner, delta, output
+        self.name, self.profile, self.ran = "shifted", profile, []
+        self.manifest, self.inputs, self.outputs = runner.manifest, runner.inputs, runner.outputs
 
     def run(self, feeds):
-        out = dict(self.backend.run(feeds))
+        self.ran.append(batch_shape(feeds))
+        out = dict(self.runner.run(feeds))
         out[self.output] = out[self.output] + self.delta
         return out
+
+    def close(self):
+        pass
 
 
 def test_cases_cover_shapes_padding_and_missing_modalities(cases):
@@ -83,7 +93,8 @@ def test_cases_cover_shapes_padding_and_missing_modalities(cases):
 
 
 def test_fp32_onnx_passes_and_the_report_is_saved(cases, reference, tmp_path):
-    candidate = OnnxRuntimeBackend(tiny_export().path, "onnxruntime fp32")
+    candidate = open_onnx(tiny_export().path)
+    assert type(candidate) is OnnxRuntimeRunner  # the runtime's runner, not a session of export's own
     report = verify(reference, candidate, cases, "fp32", "model.onnx", "test clips")
     assert report.passed, report.failures
     assert report.agreement == 1.0 and report.max_abs_diff <= 1e-4
@@ -134,3 +145,33 @@ def test_int8_thresholds_come_from_the_calibration_module():
 def test_report_round_trips_as_json(cases, reference):
     report: Report = verify(reference, reference, cases, "fp32", "m.onnx", "test clips")
     assert json.loads(json.dumps(report.to_dict()))["candidate"] == "pytorch"
+
+
+def test_every_runner_follows_the_protocol(reference):
+    """The PyTorch reference (bare and memoised) and the runtime's onnxruntime runner: the same attributes,
+    I/O that passes the runtime's check, and the manifest's outputs by name from `run`."""
+    exported = tiny_export()
+    feeds = build_cases(make_clips(3), LABELS, shapes=(), batch_size=3)[0].batches[0].feeds
+    runners = [TorchRunner(exported.model, exported.manifest), reference, open_onnx(exported.path, threads=1)]
+    for runner in runners:
+        assert isinstance(runner, Runner) and runner.profile is None and runner.manifest == exported.manifest
+        check_io(runner)
+        out = runner.run(feeds)
+        assert list(out) == exported.manifest.output_names
+        assert {v.shape for v in out.values()} == {(3, len(LABELS))}
+    np.testing.assert_allclose(runners[2].run(feeds)["probs"], runners[0].run(feeds)["probs"], atol=1e-5)
+    runners[2].close()
+
+
+def test_only_batches_the_candidates_profile_accepts_are_run(cases, reference):
+    profile = Profile(batch=Range(1, 2, 4), audio_len=Range(1, 64, 100), video_len=Range(1, 20, 47))
+    candidate = Shifted(reference, 0.0, profile=profile)
+    report = verify(reference, candidate, cases, "fp32", "model.plan", "test clips")
+    assert report.passed and candidate.ran
+    assert all(profile.accepts(**shape) is None for shape in candidate.ran)
+    names = {c.name for c in report.cases}
+    assert "1x37x11, full" in names and "5x101x47, full" not in names  # 5 clips, 101 frames: too many
+    assert sum(c.clips for c in report.cases if c.name == "clips, full") == 10  # batches of 4 fit
+    tight = Shifted(reference, 0.0, profile=Profile(Range(1, 1, 1), Range(1, 1, 1), Range(1, 1, 1)))
+    with pytest.raises(ValueError, match="none of the verification batches fit"):
+        verify(reference, tight, cases, "fp32", "model.plan", "test clips")

@@ -3,9 +3,9 @@
 - The manifest is `model.plan.json` beside the engine; the engine's optimization profile is read
   from the engine itself and must agree with the manifest's `shapes`.
 - Profile-aware: every batch's input shapes are set on the execution context and checked against
-  the profile first (the session already cuts batches to fit: `limits`).
+  the profile first (the session already cuts batches to fit: `profile`).
 - Device buffers (and pinned host staging buffers) are grown when a batch needs more and reused
-  otherwise; one CUDA stream per backend.
+  otherwise; one CUDA stream per runner.
 - An execution context is not thread-safe: `run` holds a lock, so concurrent `predict` calls take
   turns on the GPU (results are unaffected).
 - TensorRT >= 8.5 addresses I/O tensors by name (`set_input_shape`, `set_tensor_address`,
@@ -26,9 +26,9 @@ import numpy as np
 
 from auxformer.common.optional import require
 
-from .bucketing import ShapeLimits
 from .manifest import INPUTS, Manifest, ManifestError
-from .runner import BackendError, TensorSpec, parse_device
+from .profile import Profile, Range
+from .runner import RunnerError, TensorSpec, parse_device
 
 NAMED_TENSORS_SINCE = (8, 5)
 
@@ -157,11 +157,11 @@ class DeviceBuffers:
         self._host.clear()
 
 
-class TensorRTBackend:
+class TensorRTRunner:
     def __init__(self, path: str | Path, device: str = "auto", manifest: Manifest | None = None):
         kind, index = parse_device(device)
         if kind == "cpu":
-            raise BackendError(f"{path}: a TensorRT engine runs on a GPU; use the ONNX model on the CPU")
+            raise RunnerError(f"{path}: a TensorRT engine runs on a GPU; use the ONNX model on the CPU")
         path = Path(path)
         self.manifest = manifest or Manifest.read_sidecar(path)
         trt = require("tensorrt")
@@ -188,7 +188,7 @@ class TensorRTBackend:
             self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
             if self.engine is None:
                 built = self.manifest.engine or {}
-                raise BackendError(
+                raise RunnerError(
                     f"{path}: TensorRT {trt.__version__} could not load this engine (built with TensorRT "
                     f"{built.get('tensorrt_version', '?')} for {built.get('gpu', '?')}); rebuild it here with "
                     "auxformer-export"
@@ -202,7 +202,7 @@ class TensorRTBackend:
         # an input's largest profile shape carries its fixed feature dim, which check_io compares
         self.inputs = [TensorSpec(t.name, t.profile[2] if t.profile else ()) for t in self._io(inputs=True)]
         self.outputs = [TensorSpec(t.name, ()) for t in self._io(inputs=False)]
-        self.limits = self._limits()
+        self.profile = self._profile()
         self.name = f"TensorRT {trt.__version__} (cuda:{index}, {self.manifest.precision})"
 
     def _io(self, inputs: bool) -> list[IoTensor]:
@@ -210,28 +210,31 @@ class TensorRTBackend:
 
     @contextlib.contextmanager
     def _on_device(self) -> Iterator[None]:
-        """Make this backend's CUDA context current on the calling thread (any thread may call run)."""
+        """Make this runner's CUDA context current on the calling thread (any thread may call run)."""
         self._cuda_context.push()
         try:
             yield
         finally:
             self.cuda.Context.pop()
 
-    def _limits(self) -> ShapeLimits | None:
-        """The engine's profile as batch / length limits, refusing a manifest that disagrees with it."""
+    def _profile(self) -> Profile | None:
+        """The engine's optimization profile, refusing a manifest that disagrees with it."""
         audio, video = self.tensors.get("audio"), self.tensors.get("video")
         if audio is None or video is None or audio.profile is None or video.profile is None:
             return None  # check_io reports the missing inputs
-        low, _, high = audio.profile
-        limits = ShapeLimits((low[0], high[0]), (low[1], high[1]), (video.profile[0][1], video.profile[2][1]))
-        if self.manifest.shapes:
-            stated = ShapeLimits.from_shapes(self.manifest.shapes)
-            if stated != limits:
-                raise ManifestError(
-                    f"the manifest's shapes {stated} are not the engine's profile {limits}: "
-                    "model.plan.json does not belong to this engine"
-                )
-        return limits
+        (a_low, a_opt, a_high), (v_low, v_opt, v_high) = audio.profile, video.profile
+        profile = Profile(
+            batch=Range(a_low[0], a_opt[0], a_high[0]),
+            audio_len=Range(a_low[1], a_opt[1], a_high[1]),
+            video_len=Range(v_low[1], v_opt[1], v_high[1]),
+        )
+        stated = self.manifest.shapes
+        if stated is not None and stated != profile:
+            raise ManifestError(
+                f"the manifest's shapes {stated.to_dict()} are not the engine's profile {profile.to_dict()}: "
+                "model.plan.json does not belong to this engine"
+            )
+        return profile
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self._lock, self._on_device():
@@ -242,7 +245,7 @@ class TensorRTBackend:
                 shape = tuple(value.shape)
                 self._check_profile(tensor, shape)
                 if not self.api.set_input_shape(self.context, tensor, shape):
-                    raise BackendError(f"TensorRT refused input {name} of shape {shape}")
+                    raise RunnerError(f"TensorRT refused input {name} of shape {shape}")
                 device, host = self.buffers.get(name, shape, tensor.dtype)
                 host[...] = value
                 self.cuda.memcpy_htod_async(device, host, self.stream)
@@ -255,7 +258,7 @@ class TensorRTBackend:
                 staged[tensor.name] = (device, host)
             self.api.bind(self.context, addresses)
             if not self.api.execute(self.context, self.stream):
-                raise BackendError("TensorRT failed to execute the batch")
+                raise RunnerError("TensorRT failed to execute the batch")
             for device, host in staged.values():
                 self.cuda.memcpy_dtoh_async(host, device, self.stream)
             self.stream.synchronize()
@@ -267,7 +270,7 @@ class TensorRTBackend:
             return
         low, _, high = tensor.profile
         if len(shape) != len(low) or any(not lo <= n <= hi for n, lo, hi in zip(shape, low, high, strict=True)):
-            raise BackendError(f"input {tensor.name} of shape {shape} is outside the engine's profile {low}..{high}")
+            raise RunnerError(f"input {tensor.name} of shape {shape} is outside the engine's profile {low}..{high}")
 
     def close(self) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""The TensorRT backend's logic against a FAKE TensorRT runtime and a fake pycuda (tests/fake_trt_runtime.py):
+"""The TensorRT runner's logic against a FAKE TensorRT runtime and a fake pycuda (tests/fake_trt_runtime.py):
 API choice by version, input shapes per batch within the profile, buffer reuse, one stream, a lock
 around the execution context, and manifest checks. The fake runs the ONNX model, so predictions
 through the "engine" must equal the onnxruntime ones."""
@@ -12,8 +12,12 @@ import types
 import pytest
 
 from auxformer.runtime import ManifestError, Session, Status
+from auxformer.runtime.batching import pad_batch
+from auxformer.runtime.loader import check_io, load_runner
 from auxformer.runtime.manifest import INPUTS
-from auxformer.runtime.runner import BackendError
+from auxformer.runtime.profile import Profile
+from auxformer.runtime.runner import Runner, RunnerError
+from auxformer.runtime.tensorrt_runner import TensorRTRunner
 
 from .fake_trt_runtime import Recorder, make_fake_cuda, make_fake_tensorrt, write_fake_plan
 from .runtime_support import SHAPES, VIDEO_DIM, make_clip, ragged_clips, scratch_dir, tiny_onnx
@@ -69,18 +73,18 @@ def test_shapes_are_set_per_batch_and_buffers_reused(fake_gpu, plan):
     record = fake_gpu("10.3.0")
     session = Session.load(plan)
     session.predict([make_clip(f"big{i}", 300, 90, seed=i) for i in range(4)], batch_size=4)
-    allocations = session.backend.buffers.allocations
+    allocations = session.runner.buffers.allocations
     assert allocations == len(INPUTS) + len(session.manifest.output_names)
     session.predict([make_clip("small", 40, 12)], batch_size=4)
     session.predict([make_clip(f"mid{i}", 120, 36, seed=i) for i in range(3)], batch_size=4)
-    assert session.backend.buffers.allocations == allocations  # smaller batches reuse the big buffers
+    assert session.runner.buffers.allocations == allocations  # smaller batches reuse the big buffers
     shapes = [args[1] for args in record.args("set_input_shape") if args[0] == "audio"]
     assert shapes == [(4, 300, 130), (1, 40, 130), (3, 120, 130)]
     assert len(record.args("Stream")) == 1
     assert {args[2] for args in record.args("htod")} == {record.args("Stream")[0][0]}  # one stream throughout
     # a larger batch than ever before grows the buffers once
     session.predict([make_clip(f"long{i}", 320, 100, seed=i) for i in range(8)], batch_size=8)
-    assert session.backend.buffers.allocations > allocations
+    assert session.runner.buffers.allocations > allocations
 
 
 def test_batches_and_clips_respect_the_engine_profile(fake_gpu, plan):
@@ -130,10 +134,10 @@ def test_an_unreadable_engine_and_a_cpu_device_are_refused(fake_gpu, plan, tmp_p
     broken = tmp_path / "model.plan"
     broken.write_bytes(b"\x00not an engine")
     (tmp_path / "model.plan.json").write_text((plan.parent / "model.plan.json").read_text())
-    with pytest.raises(BackendError, match=r"could not load this engine \(built with TensorRT fake"):
+    with pytest.raises(RunnerError, match=r"could not load this engine \(built with TensorRT fake"):
         Session.load(broken)
     assert record.names().count("ctx.detach") == 1  # the CUDA context is given back when loading fails
-    with pytest.raises(BackendError, match="runs on a GPU"):
+    with pytest.raises(RunnerError, match="runs on a GPU"):
         Session.load(plan, device="cpu")
 
 
@@ -142,3 +146,15 @@ def test_closing_twice_gives_the_context_back_once(fake_gpu, plan):
     with Session.load(plan, device="cuda:0") as session:
         session.close()
     assert record.names().count("ctx.detach") == 1
+
+
+def test_the_engine_runner_follows_the_protocol_with_the_engines_profile(fake_gpu, plan):
+    fake_gpu("10.3.0")
+    runner = load_runner(plan, device="cuda:0")
+    assert type(runner) is TensorRTRunner and isinstance(runner, Runner)
+    check_io(runner)
+    assert runner.profile == Profile.from_dict(SHAPES) == runner.manifest.shapes  # read from the engine
+    feeds = runner.profile.fit(pad_batch(ragged_clips(3, seed=9)))
+    out = runner.run(feeds)
+    assert list(out) == runner.manifest.output_names and out["probs"].shape[0] == 3
+    runner.close()

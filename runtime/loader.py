@@ -1,7 +1,6 @@
-"""What an inference backend is to the session, and which one a model file gets.
+"""Which runner a model file gets, and the check that its I/O is the one its manifest promises.
 
-A backend runs one padded batch (the four inputs of docs/architecture.md) and returns the graph's outputs by name.
-`model.onnx` -> onnxruntime, `model.plan` -> TensorRT; both are imported only when used.
+`model.onnx` -> onnxruntime, `model.plan` -> TensorRT; each library is imported only when a model needs it.
 """
 
 from __future__ import annotations
@@ -10,15 +9,18 @@ from pathlib import Path
 
 from .contracts import AUDIO_DIM
 from .manifest import INPUTS, ManifestError
-from .runner import Backend, BackendError
+from .onnxruntime_runner import OnnxRuntimeOptions, OnnxRuntimeRunner
+from .runner import Runner, RunnerError
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
+ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
 
 
-def open_backend(
-    path: str | Path, backend: str = "auto", providers: list | None = None, device: str = "auto", threads: int = 0
-) -> Backend:
-    """The backend for `path`: `.onnx` -> onnxruntime, `.plan` / `.engine` -> TensorRT."""
+def load_runner(
+    path: str | Path, backend: str = "auto", device: str = "auto", onnxruntime: OnnxRuntimeOptions | None = None
+) -> Runner:
+    """The runner for `path` (`.onnx` -> onnxruntime, `.plan` / `.engine` -> TensorRT) on `device`, its
+    I/O checked against its manifest. `onnxruntime`: the session options of an ONNX model."""
     path = Path(path)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -29,20 +31,18 @@ def open_backend(
         suffix = path.suffix.lower()
         if suffix == ".onnx":
             kind = "onnxruntime"
-        elif suffix in (".plan", ".engine", ".trt"):
+        elif suffix in ENGINE_SUFFIXES:
             kind = "tensorrt"
         else:
-            raise BackendError(f"{path}: cannot tell the backend from the suffix {suffix!r}; pass backend=")
+            raise RunnerError(f"{path}: cannot tell the backend from the suffix {suffix!r}; pass backend=")
     if kind == "onnxruntime":
-        from .backend_onnxruntime import OnnxRuntimeBackend
-
-        opened: Backend = OnnxRuntimeBackend(path, providers=providers, device=device, threads=threads)
+        opened: Runner = OnnxRuntimeRunner(path, device, onnxruntime)
     else:
-        if providers is not None:
+        if onnxruntime is not None and onnxruntime.providers is not None:
             raise ValueError("providers are onnxruntime's; a TensorRT engine takes device= only")
-        from .backend_tensorrt import TensorRTBackend
+        from .tensorrt_runner import TensorRTRunner
 
-        opened = TensorRTBackend(path, device=device)
+        opened = TensorRTRunner(path, device=device)
     try:
         check_io(opened)
     except ManifestError:
@@ -51,17 +51,17 @@ def open_backend(
     return opened
 
 
-def check_io(backend: Backend) -> None:
+def check_io(runner: Runner) -> None:
     """The model's inputs and outputs are the ones its manifest promises (docs/architecture.md), saying
     why not."""
-    manifest, source = backend.manifest, backend.name
-    inputs = {t.name: t.shape for t in backend.inputs}
+    manifest, source = runner.manifest, runner.name
+    inputs = {t.name: t.shape for t in runner.inputs}
     if sorted(inputs) != sorted(INPUTS):
         raise ManifestError(f"{source}: inputs are {sorted(inputs)}, expected {list(INPUTS)}")
     for name, dim in (("audio", int(manifest.features.get("audio_dim", AUDIO_DIM))), ("video", manifest.video_dim)):
         found = inputs[name][-1] if inputs[name] else None
         if isinstance(found, int) and found != dim:
             raise ManifestError(f"{source}: input {name} has {found} features, its manifest says {dim}")
-    missing = [n for n in manifest.output_names if n not in {t.name for t in backend.outputs}]
+    missing = [n for n in manifest.output_names if n not in {t.name for t in runner.outputs}]
     if missing:
         raise ManifestError(f"{source}: outputs {missing} named by the manifest (heads {manifest.heads}) are missing")
