@@ -16,17 +16,21 @@ from rich.markup import escape
 from auxformer.calibration.dataset import CalibrationSet, write_calibration_set
 from auxformer.calibration.int8 import quantize
 from auxformer.calibration.trt_calibrator import make_entropy_calibrator, needs_legacy_calibrator
+from auxformer.common import atomic
 from auxformer.common.optional import require
+from auxformer.runtime.features import FeatureSettings
 from auxformer.runtime.loader import check_io, load_runner
+from auxformer.runtime.media import vggface
+from auxformer.runtime.media.torch_state import read_state_dict
 from auxformer.runtime.onnxruntime_runner import OnnxRuntimeOptions
 from auxformer.runtime.profile import Profile
 from auxformer.runtime.runner import Runner
 from auxformer.train.corpus import CorpusError, FeatureCorpus
 
-from . import face_encoder, speed
+from . import speed
 from .cases import DEFAULT_MAX_CLIPS, build_cases, verification_clips
 from .fp16 import convert_fp16
-from .onnx_export import DEFAULT_OPSET, OnnxExport, export_onnx
+from .onnx_export import DEFAULT_OPSET, ExportError, OnnxExport, export_onnx
 from .package import Source
 from .shapes import ProfileOverrides, profile_from_stats
 from .tensorrt_build import (
@@ -164,8 +168,8 @@ def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
         built = _engine(request, outcome, models, manifest, profile, console)
         if built is not None:  # the engine is what runs: verify it like every other exported model
             _verify_engine(built, outcome, reference, cases, clip_set, console)
-    if manifest.features.get("video_embedder") == face_encoder.EMBEDDER:
-        _face_encoder(request, outcome, console)
+    if manifest.features.get("video_embedder") == vggface.NAME:
+        export_face_encoder(request, manifest, outcome, console)
     if request.triton is not None:
         plan = outcome.engine.plan if outcome.engine else None
         outcome.files += write_repository(request.triton, manifest, profile, exported.path, plan)
@@ -273,13 +277,31 @@ def _legacy_calibrator(request: ExportRequest, profile: Profile, console: Consol
     return make_entropy_calibrator(calib, shape, request.out / f"calibration-{model_hash}.cache")
 
 
-def _face_encoder(request: ExportRequest, outcome: ExportOutcome, console: Console) -> None:
+def export_face_encoder(request: ExportRequest, manifest: Any, outcome: ExportOutcome, console: Console) -> None:
+    """`face_encoder.onnx`: the runtime's VGG-Face graph for --face-weights, with the preprocessing the
+    model's features were made with, so an app embeds faces exactly as the training corpus did."""
     if request.face_weights is None:
         console.print(
-            f"[yellow]{FACE_ENCODER_FILE} not written[/]: the model reads {face_encoder.EMBEDDER} features; "
+            f"[yellow]{FACE_ENCODER_FILE} not written[/]: the model reads {vggface.NAME} features; "
             "pass --face-weights (a VGG-Face state dict) to export the embedder too"
         )
         return
-    path = face_encoder.export_face_encoder(request.face_weights, request.out / FACE_ENCODER_FILE, request.opset)
+    recorded = (manifest.features.get("settings") or {}).get("feature_settings")  # as Source.manifest keeps it
+    settings = FeatureSettings.from_dict(recorded) if recorded else FeatureSettings(video_embedder=vggface.NAME)
+    try:
+        state = read_state_dict(request.face_weights)
+        graph = vggface.build_onnx(state, settings.vggface_preprocess)
+    except (OSError, ValueError) as err:  # unreadable, not a state dict, not VGG-Face's keys
+        raise ExportError(f"--face-weights {request.face_weights}: {err}") from err
+    if vggface.embedding_dim(state) != manifest.video_dim:
+        raise ExportError(
+            f"--face-weights {request.face_weights}: the embedder makes {vggface.embedding_dim(state)}-dim "
+            f"features, the model reads {manifest.video_dim}"
+        )
+    path = request.out / FACE_ENCODER_FILE
+    atomic.write_bytes(path, graph)
     outcome.files.append(path)
-    console.print(f"[bold]{path}[/]: {face_encoder.EMBEDDER} embedder, dynamic batch of frames")
+    console.print(
+        f"[bold]{path}[/]: {vggface.NAME} embedder ({settings.vggface_preprocess} preprocessing), "
+        "dynamic batch of frames"
+    )

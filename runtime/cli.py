@@ -73,7 +73,6 @@ def infer(
         missing=missing.value if missing else None,
         cache=cache,
         cache_dir=cache_dir,
-        progress=progress,
     )
     try:
         session = Session.load(

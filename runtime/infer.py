@@ -34,7 +34,6 @@ class InferOptions:
     cache: bool = True  # use the feature cache (content + settings keyed)
     cache_dir: Path | None = None  # None: the front end's default folder
     window: int = 4  # at most this many batches of ready clips are bucketed together
-    progress: bool = True
 
 
 @dataclass

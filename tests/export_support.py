@@ -1,12 +1,9 @@
-"""Shared helpers of the export tests: a tiny AuxFormer (fast to export on a 2-core CPU) exported
-once per test process, and feature batches at chosen shapes."""
+"""The tiny AuxFormer every test that needs a model uses (fast to export on a 2-core CPU), exported once
+per test process by `tiny_export()`; and feature batches at chosen shapes for the export tests."""
 
 from __future__ import annotations
 
-import atexit
 import functools
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +17,8 @@ from auxformer.runtime.profile import Profile, Range
 from auxformer.train.config import ModelConfig
 from auxformer.train.model import AuxFormer, build_model
 
-LABELS = ["anger", "happy", "neutral", "sad"]
-VIDEO_DIM = 16
+from .runtime_support import LABELS, VIDEO_DIM, scratch_dir
+
 PROFILE = Profile(Range(1, 4, 32), Range(1, 64, 320), Range(1, 20, 208))
 
 
@@ -56,12 +53,6 @@ class Exported:
     manifest: Manifest
     path: Path
     node_count: int
-
-
-def scratch_dir() -> Path:
-    path = Path(tempfile.mkdtemp(prefix="auxformer-export-test-"))
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
 
 
 @functools.cache

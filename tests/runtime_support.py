@@ -1,11 +1,12 @@
-"""Shared helpers of the runtime tests: a tiny AuxFormer exported to ONNX once per test process, and
-clip features of chosen lengths (no media files: those tests live in their own modules)."""
+"""Shared helpers of the runtime tests: clip features of chosen lengths, feature files, manifest edits and
+TensorRT sidecars. The tiny model they run is `export_support.tiny_export()`; media files come from
+`media_factory`."""
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,9 @@ SHAPES = {
 }
 
 
-def sidecar(onnx_path: Path, plan_path: Path, engine: dict[str, object]) -> Path:
-    """`model.plan.json` beside `plan_path`: the ONNX model's manifest plus the engine record."""
+def sidecar(onnx_path: Path, plan_path: Path, engine: dict[str, Any]) -> Path:
+    """`model.plan.json` beside `plan_path`: the ONNX model's manifest with the engine record and, as an
+    export writes it, the engine's profile as its shapes."""
     import onnxruntime as ort
 
     from auxformer.runtime.manifest import METADATA_KEY
@@ -31,6 +33,7 @@ def sidecar(onnx_path: Path, plan_path: Path, engine: dict[str, object]) -> Path
     meta = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta()
     manifest = Manifest.from_json(meta.custom_metadata_map[METADATA_KEY])
     manifest.engine = engine
+    manifest.shapes = Profile.from_dict(engine["profile"])
     path = Path(f"{plan_path}.json")
     path.write_text(manifest.to_json())
     return path
@@ -44,36 +47,7 @@ def scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(dir=_SCRATCH.name))
 
 
-@functools.cache
-def tiny_onnx() -> Path:
-    """`model.onnx` of a tiny AuxFormer with non-trivial normalisation, exported once per process."""
-    import torch
-
-    from auxformer.export.onnx_export import export_onnx
-    from auxformer.train.config import ModelConfig
-    from auxformer.train.model import build_model
-
-    torch.manual_seed(0)
-    cfg = ModelConfig(num_classes=len(LABELS), video_dim=VIDEO_DIM, d_model=20, num_heads=2, num_layers=1)
-    model = build_model("auxformer", cfg)
-    g = torch.Generator().manual_seed(1)
-    model.set_normalization(
-        {
-            m: (torch.randn(d, generator=g), torch.rand(d, generator=g) + 0.5)
-            for m, d in (("audio", 130), ("video", VIDEO_DIM))
-        }
-    )
-    manifest = Manifest(
-        labels=LABELS,
-        features={"audio_dim": 130, "video_dim": VIDEO_DIM, "video_embedder": "test"},
-        model={"name": model.name, "config": cfg.to_dict()},
-        heads=list(model.head_modalities),
-        shapes=Profile.from_dict(SHAPES),
-    )
-    return export_onnx(model.eval(), manifest, scratch_dir() / "model.onnx").path
-
-
-def make_clip(
+def feature_clip(
     clip_id: str,
     audio_len: int,
     video_len: int,
@@ -82,6 +56,7 @@ def make_clip(
     video: bool = True,
     video_dim: int = VIDEO_DIM,
     face_rate: float = 0.8,
+    label: str | None = None,
 ) -> ClipFeatures:
     """Random features; some video frames have no face; `audio=False` / `video=False` leave that
     modality missing (no frames at all for audio, frames without faces for video)."""
@@ -101,6 +76,7 @@ def make_clip(
         np.ones(ta, bool),
         video_values * video_mask[:, None],
         video_mask,
+        label=label,
     )
 
 
@@ -111,7 +87,7 @@ def ragged_clips(n: int, seed: int = 0) -> list[ClipFeatures]:
     for i in range(n):
         seconds = float(rng.uniform(0.2, 3.0))
         clips.append(
-            make_clip(
+            feature_clip(
                 f"c{i:03d}",
                 int(seconds * 100),
                 int(seconds * 30),

@@ -3,10 +3,15 @@ exit codes, the TensorRT notice, an engine through the recording FAKE TensorRT, 
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
+import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -18,7 +23,7 @@ from auxformer.export.package import Source
 from auxformer.export.shapes import profile_from_stats
 from auxformer.export.tensorrt_build import Gpu
 from auxformer.export.torch_runner import TorchRunner
-from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.manifest import INPUTS, Manifest
 from auxformer.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from auxformer.runtime.runner import Runner
 from auxformer.train.config import ModelConfig, TrainConfig
@@ -41,6 +46,25 @@ def run_dir(tmp_path_factory):
 def invoke(*args: str):
     result = CliRunner().invoke(app, [*args, "--max-clips", "8"], catch_exceptions=False)
     return result.exit_code, result.output
+
+
+def independent_check(run_dir, model_path) -> tuple[float, float]:
+    """Top-1 agreement and max |prob diff| of `model_path` against the trained model, computed here
+    without the verification code: PyTorch and a plain onnxruntime session on the clips verification
+    uses (the run's dev + test clips cut into the same padded batches)."""
+    source = Source.load(run_dir)
+    cases = build_cases(verification_clips(source, max_clips=8), source.labels)
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    temperature = read_manifest(model_path).temperature
+    same, prob_diff = [], 0.0
+    for batch in (b for case in cases for b in case.batches):
+        with torch.no_grad():
+            logits = source.model(*(torch.from_numpy(np.ascontiguousarray(batch.feeds[k])) for k in INPUTS)).logits
+        expected = (logits / temperature).softmax(-1).numpy()
+        got_logits, got = session.run(["logits", "probs"], {k: batch.feeds[k] for k in INPUTS})
+        same += list(logits.numpy().argmax(1) == got_logits.argmax(1))
+        prob_diff = max(prob_diff, float(np.abs(got - expected).max()))
+    return float(np.mean(same)), prob_diff
 
 
 def test_fp16_without_tensorrt_writes_verified_models_and_exits_3(run_dir, tmp_path, monkeypatch):
@@ -131,6 +155,29 @@ def test_a_broken_threshold_exits_1_and_names_the_case(run_dir, tmp_path, monkey
     assert json.loads((tmp_path / "model.verify.json").read_text())["passed"] is False
 
 
+def test_a_defective_export_fails_verification_and_exits_1(run_dir, tmp_path, monkeypatch):
+    real_export = pipeline.export_onnx
+
+    def export_then_corrupt(model, manifest, path, **options):
+        """A defective exporter: the graph normalises audio with the wrong statistics."""
+        result = real_export(model, manifest, path, **options)
+        proto = onnx.load(str(path))
+        (std,) = [t for t in proto.graph.initializer if t.name.endswith("audio_norm.std")]
+        std.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(std) * 1.5, std.name))
+        onnx.save(proto, str(path))
+        return result
+
+    monkeypatch.setattr(pipeline, "export_onnx", export_then_corrupt)
+    code, output = invoke(str(run_dir), "--out", str(tmp_path))
+    assert code == 1, output
+    report = json.loads((tmp_path / "model.verify.json").read_text())
+    assert report["passed"] is False and report["max_abs_diff"] > 1e-4
+    broken = {c["name"] for c in report["cases"] if c["max_abs_diff"] > 1e-4}
+    # every case with audio shows the defect; without audio the audio statistics must not matter
+    assert broken == {c["name"] for c in report["cases"] if "no audio" not in c["name"]}
+    assert "verification failed: case '" in " ".join(output.split())
+
+
 def test_int8_writes_a_verified_qdq_model_with_its_speed(run_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     corpus = run_dir.parent / "corpus"
@@ -142,8 +189,12 @@ def test_int8_writes_a_verified_qdq_model_with_its_speed(run_dir, tmp_path, monk
         "min_agreement": 0.97,
         "max_f1_delta": 0.01,
     }
-    assert report["passed"] == (report["agreement"] >= 0.97 and abs(report["f1_delta"]) <= 0.01)
-    assert report["max_prob_diff"] > 0 and report["speed"]["int8"]["speedup_vs_fp32"] > 0
+    # the report's figures match an independent run of the int8 model and of PyTorch on the same clips
+    agreement, prob_diff = independent_check(run_dir, tmp_path / "model.int8.onnx")
+    clips = sum(c["clips"] for c in report["cases"])
+    assert abs(report["agreement"] - agreement) <= 1 / clips and report["agreement"] >= 0.97
+    assert report["max_prob_diff"] == pytest.approx(prob_diff, abs=1e-4) and prob_diff > 0  # int8 is not fp32
+    assert report["passed"] and report["speed"]["int8"]["speedup_vs_fp32"] > 0
     assert read_manifest(tmp_path / "model.int8.onnx").precision == "int8"
     # calibrated on the run's training clips only: dev and test clips are never used to calibrate
     calibrated = {
@@ -180,7 +231,14 @@ def test_verification_falls_back_to_synthetic_clips_without_the_corpus(run_dir):
     clip_set = verification_clips(source, max_clips=8)
     assert not clip_set.labelled and len(clip_set.clips) == 8 and "synthetic" in clip_set.source
     assert {c.video_dim for c in clip_set.clips} == {16}
-    reference = TorchRunner(source.model, source.manifest(profile_from_stats(source.ckpt["length_stats"])))
+    manifest = source.manifest(profile_from_stats(source.ckpt["length_stats"]))
+    reference = TorchRunner(source.model, manifest)
+    # synthetic clips must exercise the model: a candidate whose video projection is off fails on them
+    altered = copy.deepcopy(source.model)
+    with torch.no_grad():
+        altered.video_proj.weight.mul_(1.5)
     cases = build_cases(clip_set, source.labels)
-    report = verify.verify(reference, reference, cases, "fp32", "m.onnx", clip_set.source, labelled=False)
-    assert report.passed and report.f1_delta is None
+    report = verify.verify(reference, TorchRunner(altered, manifest), cases, "fp32", "m.onnx", clip_set.source, False)
+    assert not report.passed and report.f1_delta is None and all(f1 is None for f1 in report.macro_f1.values())
+    broken = {c.name for c in report.cases if c.max_abs_diff > 1e-4}
+    assert broken == {c.name for c in report.cases if "no video" not in c.name}

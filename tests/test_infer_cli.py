@@ -13,7 +13,8 @@ from auxformer.runtime import Session
 from auxformer.runtime.cli import app
 from auxformer.runtime.infer import find_inputs
 
-from .runtime_support import LABELS, make_clip, ragged_clips, tiny_onnx, write_npz
+from .export_support import tiny_export
+from .runtime_support import LABELS, feature_clip, ragged_clips, write_npz
 
 runner = CliRunner()
 
@@ -24,10 +25,10 @@ def folder(tmp_path_factory):
     for i, clip in enumerate(ragged_clips(14, seed=7)):
         write_npz(clip, root / ("a" if i % 2 else "b") / f"{clip.clip_id}.npz")
     (root / "b" / "torn.npz").write_bytes(b"PK\x03\x04 half a zip")
-    write_npz(make_clip("wrong_dim", 50, 15, video_dim=8), root / "wrong_dim.npz")
+    write_npz(feature_clip("wrong_dim", 50, 15, video_dim=8), root / "wrong_dim.npz")
     (root / "notes.txt").write_text("not a clip")
     (root / ".hidden").mkdir()
-    write_npz(make_clip("hidden", 50, 15), root / ".hidden" / "x.npz")
+    write_npz(feature_clip("hidden", 50, 15), root / ".hidden" / "x.npz")
     return root
 
 
@@ -38,7 +39,7 @@ def _run(*args: str):
 
 def test_every_input_file_gets_a_row_and_bad_ones_say_why(folder, tmp_path):
     result = _run(
-        str(folder), "--model", str(tiny_onnx()), "--out", str(tmp_path), "--batch-size", "4", "--device", "cpu"
+        str(folder), "--model", str(tiny_export().path), "--out", str(tmp_path), "--batch-size", "4", "--device", "cpu"
     )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
@@ -52,7 +53,7 @@ def test_every_input_file_gets_a_row_and_bad_ones_say_why(folder, tmp_path):
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-6 and r["timing"]["infer"] >= 0 for r in predicted)
 
     # the CLI's predictions are the library's
-    session = Session.load(tiny_onnx(), device="cpu")
+    session = Session.load(tiny_export().path, device="cpu")
     library = {p.source: p for p in session.predict(files, batch_size=3)}
     for r in rows:
         assert r["label"] == library[r["path"]].label and r["status"] == library[r["path"]].status.value
@@ -65,7 +66,7 @@ def test_every_input_file_gets_a_row_and_bad_ones_say_why(folder, tmp_path):
 
 
 def test_missing_removes_a_modality_from_every_clip(folder, tmp_path):
-    result = _run(str(folder / "a"), "--model", str(tiny_onnx()), "--out", str(tmp_path), "--missing", "audio")
+    result = _run(str(folder / "a"), "--model", str(tiny_export().path), "--out", str(tmp_path), "--missing", "audio")
     assert result.exit_code == 0, result.output
     with open(tmp_path / "predictions.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -75,8 +76,8 @@ def test_missing_removes_a_modality_from_every_clip(folder, tmp_path):
 def test_usage_errors_exit_clearly(folder, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _run(str(empty), "--model", str(tiny_onnx())).exit_code == 1
-    both = _run(str(folder), "--model", str(tiny_onnx()), "--engine", "x.plan")
+    assert _run(str(empty), "--model", str(tiny_export().path)).exit_code == 1
+    both = _run(str(folder), "--model", str(tiny_export().path), "--engine", "x.plan")
     assert both.exit_code == 2 and "exactly one of --model" in both.output
     bogus = tmp_path / "bogus.onnx"
     bogus.write_bytes(b"not onnx")
@@ -94,8 +95,8 @@ def test_a_failing_inference_stops_the_producer_too(tmp_path, monkeypatch):
 
     many = tmp_path / "many"
     for i in range(80):
-        write_npz(make_clip(f"c{i}", 20, 6), many / f"c{i}.npz")
-    session = Session.load(tiny_onnx(), device="cpu")
+        write_npz(feature_clip(f"c{i}", 20, 6), many / f"c{i}.npz")
+    session = Session.load(tiny_export().path, device="cpu")
 
     def broken(*args, **kwargs):
         raise RuntimeError("the GPU fell off the bus")
@@ -105,5 +106,5 @@ def test_a_failing_inference_stops_the_producer_too(tmp_path, monkeypatch):
     folder = many
     before = threading.active_count()
     with pytest.raises(RuntimeError, match="fell off the bus"):
-        run(session, make_jobs(files, [folder]), tmp_path, InferOptions(batch_size=2, window=1, progress=False))
+        run(session, make_jobs(files, [folder]), tmp_path, InferOptions(batch_size=2, window=1))
     assert threading.active_count() == before

@@ -17,8 +17,9 @@ from auxformer.runtime import ManifestError, Session, Status
 from auxformer.runtime.cli import app
 from auxformer.runtime.features import FeatureSettings
 
+from .export_support import tiny_export
 from .media_factory import make_clip, make_not_media
-from .runtime_support import VIDEO_DIM, tiny_onnx, with_manifest
+from .runtime_support import VIDEO_DIM, with_manifest
 
 BAD = ("notes.mp4", "noise.mp4", "zero.mp4")
 SETTINGS = FeatureSettings(pixels_size=4)  # 4x4 grey face crops: 16 dims, the tiny model's video_dim
@@ -29,7 +30,7 @@ def model(tmp_path_factory):
     """The tiny model, its manifest saying it was trained on these front-end settings."""
     assert SETTINGS.video_dim == VIDEO_DIM
     features = {**SETTINGS.feature_spec(), "feature_settings": SETTINGS.to_dict()}
-    return with_manifest(tiny_onnx(), tmp_path_factory.mktemp("model") / "model.onnx", features=features)
+    return with_manifest(tiny_export().path, tmp_path_factory.mktemp("model") / "model.onnx", features=features)
 
 
 @pytest.fixture(scope="module")
@@ -104,5 +105,7 @@ def test_front_end_settings_must_make_the_models_features(model, clips, tmp_path
     with pytest.raises(ManifestError, match="makes 64-dim video features, the model expects 16"):
         Session.load(model, features=FeatureSettings(pixels_size=8))
     # a model trained on features the front end cannot make: media files are refused before any work
-    result = CliRunner().invoke(app, [str(clips), "--model", str(tiny_onnx()), "--out", str(tmp_path), "--no-progress"])
+    result = CliRunner().invoke(
+        app, [str(clips), "--model", str(tiny_export().path), "--out", str(tmp_path), "--no-progress"]
+    )
     assert result.exit_code == 2 and "cannot be made by the media front end" in result.output

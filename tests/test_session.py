@@ -3,7 +3,6 @@ manifest checks, bad input as statuses, and concurrent calls."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,15 +12,17 @@ import numpy as np
 import pytest
 
 from auxformer.common.metrics import softmax
+from auxformer.common.optional import MissingDependency
 from auxformer.runtime import ManifestError, Session, Status
 from auxformer.runtime.bucketing import plan_batches
 
-from .runtime_support import LABELS, VIDEO_DIM, make_clip, ragged_clips, tiny_onnx, with_manifest, write_npz
+from .export_support import tiny_export
+from .runtime_support import LABELS, VIDEO_DIM, feature_clip, ragged_clips, with_manifest, write_npz
 
 
 @pytest.fixture(scope="module")
 def session() -> Session:
-    return Session.load(tiny_onnx(), device="cpu")
+    return Session.load(tiny_export().path, device="cpu")
 
 
 def _probs(prediction) -> np.ndarray:
@@ -48,7 +49,7 @@ def test_runtime_predicts_without_importing_torch(tmp_path):
 import json, sys
 import numpy as np
 from auxformer.runtime import Session
-session = Session.load({str(tiny_onnx())!r}, device="cpu")
+session = Session.load({str(tiny_export().path)!r}, device="cpu")
 rng = np.random.default_rng(0)
 clips = [{{"audio": rng.standard_normal((60, 130)), "video": rng.standard_normal((18, {VIDEO_DIM}))}} for _ in range(3)]
 predictions = session.predict(clips, batch_size=2)
@@ -89,9 +90,9 @@ def test_batches_group_similar_lengths():
 
 
 def test_an_absent_modality_is_a_false_mask_and_its_head_says_none(session):
-    full = make_clip("full", 150, 45, seed=5)
-    no_audio = make_clip("no_audio", 150, 45, seed=5, audio=False)  # no audio stream at all: 0 frames
-    no_face = make_clip("no_face", 150, 45, seed=5, video=False)  # frames, none with a face
+    full = feature_clip("full", 150, 45, seed=5)
+    no_audio = feature_clip("no_audio", 150, 45, seed=5, audio=False)  # no audio stream at all: 0 frames
+    no_face = feature_clip("no_face", 150, 45, seed=5, video=False)  # frames, none with a face
     by_id = {p.clip_id: p for p in session.predict([full, no_audio, no_face], batch_size=3)}
     assert by_id["full"].status is Status.OK and all(by_id["full"].heads.values())
     p = by_id["no_audio"]
@@ -112,7 +113,7 @@ def test_an_absent_modality_is_a_false_mask_and_its_head_says_none(session):
 
 
 def test_a_clip_with_nothing_present_is_reported_not_guessed(session):
-    (p,) = session.predict([make_clip("nothing", 80, 24, audio=False, video=False)])
+    (p,) = session.predict([feature_clip("nothing", 80, 24, audio=False, video=False)])
     assert p.status is Status.EMPTY and p.label is None and p.probabilities is None
     assert "nothing to predict from" in p.reason
 
@@ -120,7 +121,7 @@ def test_a_clip_with_nothing_present_is_reported_not_guessed(session):
 def test_temperature_from_the_manifest_changes_probabilities_not_labels(tmp_path, session):
     warm = Session.load(
         with_manifest(
-            tiny_onnx(),
+            tiny_export().path,
             tmp_path / "t2.onnx",
             prediction={"rule": "mean_logits", "temperature": 2.0, "head_temperatures": {"audio": 0.5}},
         ),
@@ -141,12 +142,12 @@ def test_temperature_from_the_manifest_changes_probabilities_not_labels(tmp_path
 
 
 def test_features_that_do_not_fit_the_model_are_refused(tmp_path, session):
-    wrong = make_clip("wrong", 50, 15, video_dim=8)
+    wrong = feature_clip("wrong", 50, 15, video_dim=8)
     with pytest.raises(ManifestError, match="video features have 8 dims, the model expects 16"):
         session.predict([wrong])
     # from a file, the same mismatch is that file's status, and the rest is predicted
     path = write_npz(wrong, tmp_path / "wrong.npz")
-    good = write_npz(make_clip("good", 50, 15), tmp_path / "good.npz")
+    good = write_npz(feature_clip("good", 50, 15), tmp_path / "good.npz")
     bad, ok = session.predict([path, good])
     assert bad.status is Status.FAILED and "expects 16" in bad.reason and bad.source == str(path)
     assert ok.status is Status.OK and ok.label in LABELS
@@ -155,13 +156,13 @@ def test_features_that_do_not_fit_the_model_are_refused(tmp_path, session):
 def test_a_model_whose_graph_and_manifest_disagree_does_not_load(tmp_path):
     features = {"audio_dim": 130, "video_dim": 32, "video_embedder": "test"}
     with pytest.raises(ManifestError, match="input video has 16 features, its manifest says 32"):
-        Session.load(with_manifest(tiny_onnx(), tmp_path / "dim.onnx", features=features), device="cpu")
+        Session.load(with_manifest(tiny_export().path, tmp_path / "dim.onnx", features=features), device="cpu")
     with pytest.raises(ManifestError, match=r"logits_face"):
-        Session.load(with_manifest(tiny_onnx(), tmp_path / "heads.onnx", heads=["av", "face"]), device="cpu")
+        Session.load(with_manifest(tiny_export().path, tmp_path / "heads.onnx", heads=["av", "face"]), device="cpu")
 
 
 def test_inputs_may_be_arrays_feature_files_or_paths(tmp_path, session):
-    clip = make_clip("k", 70, 21, seed=11)
+    clip = feature_clip("k", 70, 21, seed=11)
     arrays = {"audio": clip.audio, "video": clip.video, "video_mask": clip.video_mask}  # audio mask left out
     npz = write_npz(clip, tmp_path / "k.npz")
     (tmp_path / "torn.npz").write_bytes(npz.read_bytes()[:100])
@@ -174,15 +175,20 @@ def test_inputs_may_be_arrays_feature_files_or_paths(tmp_path, session):
         session.predict([42])
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("auxformer.runtime.features") is not None, reason="the media front end is installed"
-)
-def test_media_paths_without_the_front_end_say_what_is_missing(tmp_path, session):
-    from auxformer.common.optional import MissingDependency
+def test_media_paths_without_the_media_packages_say_what_is_missing(tmp_path, monkeypatch):
+    from auxformer.runtime.features import FeatureSettings
 
+    settings = FeatureSettings(pixels_size=4)  # features the front end can make for this model
+    features = {**settings.feature_spec(), "feature_settings": settings.to_dict()}
+    model = with_manifest(tiny_export().path, tmp_path / "model.onnx", features=features)
+    session = Session.load(model, device="cpu")  # its own front end, not yet built
+    monkeypatch.setitem(sys.modules, "opensmile", None)  # as in an install without the media packages
     (tmp_path / "a.mp4").write_bytes(b"\0" * 100)
-    with pytest.raises(MissingDependency, match="media front end"):
+    with pytest.raises(MissingDependency, match=r"opensmile is needed for audio features: .*auxformer\[media\]"):
         session.predict([tmp_path / "a.mp4"])
+    # feature arrays need none of them
+    (p,) = session.predict([feature_clip("arrays", 50, 15)])
+    assert p.status is Status.OK and p.label in LABELS
 
 
 def test_concurrent_predict_calls_agree_with_sequential_ones(session):

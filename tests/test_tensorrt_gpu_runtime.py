@@ -8,7 +8,8 @@ import pytest
 from auxformer.runtime import Session
 from auxformer.runtime.profile import Profile
 
-from .runtime_support import SHAPES, VIDEO_DIM, ragged_clips, sidecar, tiny_onnx
+from .export_support import tiny_export
+from .runtime_support import SHAPES, VIDEO_DIM, ragged_clips, sidecar
 
 pytestmark = pytest.mark.gpu
 
@@ -34,7 +35,7 @@ def build_plan(trt, tmp_path):
     flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    assert parser.parse(tiny_onnx().read_bytes()), [parser.get_error(i) for i in range(parser.num_errors)]
+    assert parser.parse(tiny_export().path.read_bytes()), [parser.get_error(i) for i in range(parser.num_errors)]
     config = builder.create_builder_config()
     if hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)
@@ -44,13 +45,13 @@ def build_plan(trt, tmp_path):
     config.add_optimization_profile(profile)
     plan = tmp_path / "model.plan"
     plan.write_bytes(bytes(builder.build_serialized_network(network, config)))
-    sidecar(tiny_onnx(), plan, {"tensorrt": trt.__version__, "profile": SHAPES})
+    sidecar(tiny_export().path, plan, {"tensorrt": trt.__version__, "profile": SHAPES})
     return plan
 
 
 def test_engine_predicts_what_onnxruntime_predicts(trt, tmp_path):
     engine = Session.load(build_plan(trt, tmp_path), device="cuda:0")
-    reference = Session.load(tiny_onnx(), device="cpu")
+    reference = Session.load(tiny_export().path, device="cpu")
     clips = ragged_clips(20, seed=2)
     for a, b in zip(reference.predict(clips, batch_size=8), engine.predict(clips, batch_size=8), strict=True):
         assert (a.label, a.status, a.present) == (b.label, b.status, b.present)

@@ -19,8 +19,9 @@ from auxformer.runtime.profile import Profile
 from auxformer.runtime.runner import Runner, RunnerError
 from auxformer.runtime.tensorrt_runner import TensorRTRunner
 
+from .export_support import tiny_export
 from .fake_trt_runtime import Recorder, make_fake_cuda, make_fake_tensorrt, write_fake_plan
-from .runtime_support import SHAPES, VIDEO_DIM, make_clip, ragged_clips, scratch_dir, tiny_onnx
+from .runtime_support import SHAPES, VIDEO_DIM, feature_clip, ragged_clips, scratch_dir
 
 VERSIONS = ["10.3.0", "8.6.1", "8.4.3"]
 
@@ -44,12 +45,12 @@ def fake_gpu(monkeypatch):
 
 @pytest.fixture(scope="module")
 def plan():
-    return write_fake_plan(tiny_onnx(), scratch_dir() / "model.plan", SHAPES, VIDEO_DIM)
+    return write_fake_plan(tiny_export().path, scratch_dir() / "model.plan", SHAPES, VIDEO_DIM)
 
 
 @pytest.fixture(scope="module")
 def reference():
-    return Session.load(tiny_onnx(), device="cpu")
+    return Session.load(tiny_export().path, device="cpu")
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -72,25 +73,25 @@ def test_engine_predictions_match_onnxruntime(fake_gpu, plan, reference, version
 def test_shapes_are_set_per_batch_and_buffers_reused(fake_gpu, plan):
     record = fake_gpu("10.3.0")
     session = Session.load(plan)
-    session.predict([make_clip(f"big{i}", 300, 90, seed=i) for i in range(4)], batch_size=4)
+    session.predict([feature_clip(f"big{i}", 300, 90, seed=i) for i in range(4)], batch_size=4)
     allocations = session.runner.buffers.allocations
     assert allocations == len(INPUTS) + len(session.manifest.output_names)
-    session.predict([make_clip("small", 40, 12)], batch_size=4)
-    session.predict([make_clip(f"mid{i}", 120, 36, seed=i) for i in range(3)], batch_size=4)
+    session.predict([feature_clip("small", 40, 12)], batch_size=4)
+    session.predict([feature_clip(f"mid{i}", 120, 36, seed=i) for i in range(3)], batch_size=4)
     assert session.runner.buffers.allocations == allocations  # smaller batches reuse the big buffers
     shapes = [args[1] for args in record.args("set_input_shape") if args[0] == "audio"]
     assert shapes == [(4, 300, 130), (1, 40, 130), (3, 120, 130)]
     assert len(record.args("Stream")) == 1
     assert {args[2] for args in record.args("htod")} == {record.args("Stream")[0][0]}  # one stream throughout
     # a larger batch than ever before grows the buffers once
-    session.predict([make_clip(f"long{i}", 320, 100, seed=i) for i in range(8)], batch_size=8)
+    session.predict([feature_clip(f"long{i}", 320, 100, seed=i) for i in range(8)], batch_size=8)
     assert session.runner.buffers.allocations > allocations
 
 
 def test_batches_and_clips_respect_the_engine_profile(fake_gpu, plan):
     record = fake_gpu("10.3.0")
     session = Session.load(plan)
-    clips = [make_clip(f"c{i}", 100, 30, seed=i) for i in range(20)] + [make_clip("too_long", 400, 30)]
+    clips = [feature_clip(f"c{i}", 100, 30, seed=i) for i in range(20)] + [feature_clip("too_long", 400, 30)]
     predictions = session.predict(clips, batch_size=32)
     batch_sizes = [args[1][0] for args in record.args("set_input_shape") if args[0] == "audio"]
     assert max(batch_sizes) == SHAPES["batch"]["max"] and sum(batch_sizes) == 20
@@ -119,7 +120,7 @@ def test_concurrent_calls_take_turns_on_the_context(fake_gpu, plan):
 
 def test_a_sidecar_that_does_not_describe_the_engine_is_refused(fake_gpu, plan, tmp_path):
     fake_gpu("10.3.0")
-    other = write_fake_plan(tiny_onnx(), tmp_path / "model.plan", SHAPES, VIDEO_DIM)
+    other = write_fake_plan(tiny_export().path, tmp_path / "model.plan", SHAPES, VIDEO_DIM)
     sidecar = tmp_path / "model.plan.json"
     sidecar.write_text(sidecar.read_text().replace('"max": 320', '"max": 640', 1))
     with pytest.raises(ManifestError, match="does not belong to this engine"):

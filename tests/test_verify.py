@@ -13,31 +13,22 @@ from auxformer.export.cases import ClipSet, build_cases
 from auxformer.export.pipeline import open_onnx
 from auxformer.export.torch_runner import TorchRunner
 from auxformer.export.verify import Memo, Report, Thresholds, thresholds_for, verify
-from auxformer.runtime.contracts import ClipFeatures
 from auxformer.runtime.loader import check_io
 from auxformer.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from auxformer.runtime.profile import Profile, Range, batch_shape
 from auxformer.runtime.runner import Runner
 
-from .export_support import LABELS, VIDEO_DIM, tiny_export
+from .export_support import LABELS, tiny_export
+from .runtime_support import feature_clip
 
 
 def make_clips(n: int = 10, seed: int = 0) -> ClipSet:
     rng = np.random.default_rng(seed)
-    clips = []
-    for i in range(n):
-        ta, tv = int(rng.integers(20, 90)), int(rng.integers(6, 30))
-        video_mask = rng.random(tv) > 0.1
-        clips.append(
-            ClipFeatures(
-                f"clip{i}",
-                rng.standard_normal((ta, 130)),
-                np.ones(ta, bool),
-                rng.standard_normal((tv, VIDEO_DIM)) * video_mask[:, None],
-                video_mask,
-                label=LABELS[i % len(LABELS)],
-            )
-        )
+    lengths = [(int(rng.integers(20, 90)), int(rng.integers(6, 30))) for _ in range(n)]
+    clips = [
+        feature_clip(f"clip{i}", ta, tv, seed=seed * 1000 + i, face_rate=0.9, label=LABELS[i % len(LABELS)])
+        for i, (ta, tv) in enumerate(lengths)
+    ]
     return ClipSet(clips, "test clips", True)
 
 

@@ -1,7 +1,8 @@
-"""VGG-Face: the vgg_face_dag.pth layout read without torch, converted to ONNX, run by onnxruntime.
+"""VGG-Face: the vgg_face_dag.pth layout read without torch, converted to ONNX, run by onnxruntime in the
+front end and exported as `face_encoder.onnx` by `auxformer-export --face-weights`: one graph for both.
 
 The real weights are 580 MB; a narrow network with the same layer names and layout stands in for
-them, and PyTorch (test-only here) is the reference the ONNX graph must match.
+them, and PyTorch (test-only here) is the independent reference the ONNX graph must match.
 """
 
 from __future__ import annotations
@@ -9,13 +10,19 @@ from __future__ import annotations
 import collections
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
+from rich.console import Console
 
+from auxformer.export.onnx_export import ExportError
+from auxformer.export.pipeline import FACE_ENCODER_FILE, ExportOutcome, ExportRequest, export_face_encoder
 from auxformer.runtime.features import FeatureSettings, extract
+from auxformer.runtime.manifest import Manifest
 from auxformer.runtime.media.torch_state import StateDictError, read_state_dict
-from auxformer.runtime.media.vggface import CONV_BLOCKS, PREPROCESS, VggFace, conv_names
+from auxformer.runtime.media.vggface import CONV_BLOCKS, PREPROCESS, VggFace, conv_names, ensure_onnx
 
 from .media_factory import make_clip
 
@@ -39,9 +46,9 @@ def tiny_vgg_face_dag(seed: int = 0) -> collections.OrderedDict[str, torch.Tenso
     return state
 
 
-def reference_fc7(state: dict[str, torch.Tensor], crops: np.ndarray) -> np.ndarray:
-    """VGG16 up to relu7 in PyTorch, as vgg_face_dag defines it, on uint8 RGB crops scaled to [-1, 1]."""
-    mean, scale = PREPROCESS["unit"]
+def reference_fc7(state: dict[str, torch.Tensor], crops: np.ndarray, preprocess: str = "unit") -> np.ndarray:
+    """VGG16 up to relu7 in PyTorch, as vgg_face_dag defines it, on uint8 RGB crops (`unit`: scaled to [-1, 1])."""
+    mean, scale = PREPROCESS[preprocess]
     x = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - torch.tensor(mean).view(1, 3, 1, 1)) * scale
     names = iter(conv_names())
     for convs in CONV_BLOCKS:
@@ -85,6 +92,59 @@ def test_vggface_embedder_in_the_front_end(weights, tmp_path):
     )
     assert clip.video.shape == (10, FC) and clip.video_mask.any()
     assert (clip.video[clip.video_mask] >= 0).all()  # after relu7
+
+
+def vggface_manifest(video_dim: int, preprocess: str = "unit") -> Manifest:
+    """What Source.manifest records for a model trained on vggface features."""
+    settings = FeatureSettings(video_embedder="vggface", vggface_preprocess=preprocess)
+    features = {"audio_dim": 130, "video_dim": video_dim, "video_embedder": "vggface"}
+    return Manifest(
+        labels=["a", "b"],
+        features={**features, "settings": {"feature_settings": settings.to_dict()}},
+        model={},
+        heads=["av"],
+    )
+
+
+def export_encoder(weights, out, manifest: Manifest) -> ExportOutcome:
+    outcome = ExportOutcome(onnx=None)  # type: ignore[arg-type]  # the model itself is not needed here
+    request = ExportRequest(source=out, out=out, face_weights=weights)
+    export_face_encoder(request, manifest, outcome, Console(quiet=True))
+    return outcome
+
+
+@pytest.mark.parametrize("preprocess", ["unit", "dag-mean"])
+def test_exported_face_encoder_is_the_front_ends_graph(weights, tmp_path, preprocess):
+    path, state = weights
+    outcome = export_encoder(path, tmp_path / "out", vggface_manifest(FC, preprocess))
+    encoder = tmp_path / "out" / FACE_ENCODER_FILE
+    assert outcome.files == [encoder]
+    # the graph the front end runs for features made with these settings, byte for byte
+    assert encoder.read_bytes() == ensure_onnx(path, preprocess).read_bytes()
+    graph = onnx.load(str(encoder)).graph
+    dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*graph.input, *graph.output)]
+    assert [v.name for v in (*graph.input, *graph.output)] == ["faces", "embeddings"]
+    assert dims == [["frames", 224, 224, 3], ["frames", FC]]
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    session = ort.InferenceSession(str(encoder), providers=["CPUExecutionProvider"])
+    for frames in (1, 4):
+        faces = np.random.default_rng(frames).integers(0, 256, (frames, 224, 224, 3), dtype=np.uint8)
+        (got,) = session.run(None, {"faces": faces})
+        np.testing.assert_allclose(got, reference_fc7(state, faces, preprocess), rtol=1e-4, atol=1e-4)
+
+
+def test_face_encoder_export_refuses_weights_that_do_not_fit(weights, tmp_path):
+    path, _ = weights
+    with pytest.raises(ExportError, match="the embedder makes 8-dim features, the model reads 4096"):
+        export_encoder(path, tmp_path / "wide", vggface_manifest(4096))
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pth")
+    with pytest.raises(ExportError, match=r"refusing to load torch\.nn"):  # never unpickles a module
+        export_encoder(tmp_path / "module.pth", tmp_path / "module", vggface_manifest(FC))
+    torch.save({"fc7.weight": torch.zeros(FC, FC)}, tmp_path / "partial.pth")
+    with pytest.raises(ExportError, match=r"not a vgg_face_dag state dict: missing conv1_1\.weight"):
+        export_encoder(tmp_path / "partial.pth", tmp_path / "partial", vggface_manifest(FC))
+    assert not any(tmp_path.glob("*/" + FACE_ENCODER_FILE))
+    assert export_encoder(None, tmp_path / "none", vggface_manifest(FC)).files == []  # no weights: a notice
 
 
 @pytest.mark.parametrize("zip_format", [True, False])
