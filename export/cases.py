@@ -24,7 +24,7 @@ from .shapes import Profile
 DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 37, 11), (5, 301, 97), (32, 64, 200))
 # condition -> which modality every clip loses ("mixed": a third lose audio, a third lose video)
 CONDITIONS: dict[str, str | None] = {"full": None, "no audio": "audio", "no video": "video", "mixed": "mixed"}
-DEFAULT_MAX_CLIPS = 256
+DEFAULT_MAX_CLIPS = 512
 DEFAULT_BATCH_SIZE = 16
 
 

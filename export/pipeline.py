@@ -4,7 +4,7 @@ TensorRT engine -> Triton repository. Every exported model is verified before an
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,10 @@ class ExitCode(IntEnum):
 
 @dataclass
 class ExportRequest:
+    """What to export and how; `auxformer-export`'s options are made from these fields (and their defaults)."""
+
     source: Path
-    out: Path
+    out: Path | None = None  # None: exports/<run name>
     fp16: bool = False
     int8: bool = False
     calib: Path | None = None  # feature corpus for INT8 calibration
@@ -67,12 +69,13 @@ class ExportRequest:
     triton: Path | None = None
     profile: ProfileOverrides = field(default_factory=ProfileOverrides)
     engine: bool = True  # build a TensorRT engine when --fp16 / --int8 asks for one
-    workspace_gib: float = 4.0
-    timing_cache: Path | None = None
-    version_compatible: bool = False
-    hardware_compatible: bool = False
+    tensorrt: EngineOptions = field(default_factory=EngineOptions)  # its precision follows fp16 / int8
     face_weights: Path | None = None
     threads: int = 0  # CPU threads for PyTorch and onnxruntime during verification (0: their defaults)
+
+    def __post_init__(self) -> None:
+        if self.out is None:
+            self.out = Path("exports") / (self.source.name if self.source.is_dir() else self.source.parent.name)
 
     @property
     def precisions(self) -> list[str]:
@@ -155,7 +158,7 @@ def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
         built = _engine(request, outcome, models, manifest, profile, console)
         if built is not None:  # the engine is what runs: verify it like every other exported model
             _verify_engine(built, outcome, reference, cases, profile, clip_set, console)
-    if manifest.features.get("video_embedder") == face_encoder.EMBEDDER:
+    if manifest.features.video_embedder == face_encoder.EMBEDDER:
         _face_encoder(request, outcome, console)
     if request.triton is not None:
         plan = outcome.engine.plan if outcome.engine else None
@@ -216,13 +219,7 @@ def _engine(
     if outcome.exit_code == ExitCode.VERIFICATION_FAILED:
         console.print("no TensorRT engine: verification failed, so there is nothing trustworthy to build from")
         return None
-    options = EngineOptions(
-        precision="int8" if request.int8 else "fp16",
-        workspace_gib=request.workspace_gib,
-        timing_cache=request.timing_cache,
-        version_compatible=request.version_compatible,
-        hardware_compatible=request.hardware_compatible,
-    )
+    options = replace(request.tensorrt, precision="int8" if request.int8 else "fp16")
     try:
         calibrator = _legacy_calibrator(request, profile, console) if request.int8 and request.trt_calibrator else None
         result = build_engine(

@@ -16,7 +16,7 @@ import torch
 from auxformer.export.backends import TorchBackend
 from auxformer.export.onnx_export import export_onnx
 from auxformer.export.shapes import Profile, Range
-from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.manifest import FeatureSpec, Manifest, ModelRecord, PredictionSpec
 from auxformer.train.config import ModelConfig
 from auxformer.train.model import AuxFormer, build_model
 
@@ -43,9 +43,10 @@ def tiny_model(name: str = "auxformer", seed: int = 0, **overrides: object) -> A
 def tiny_manifest(model: AuxFormer) -> Manifest:
     return Manifest(
         labels=LABELS,
-        features={"audio_dim": 130, "video_dim": VIDEO_DIM, "video_embedder": "test"},
-        model={"name": model.name, "config": model.cfg.to_dict()},
+        features=FeatureSpec(audio_dim=130, video_dim=VIDEO_DIM, video_embedder="test"),
+        model=ModelRecord(model.name, model.cfg.to_dict()),
         heads=list(model.head_modalities),
+        prediction=PredictionSpec(model.cfg.prediction, model.head_modalities),
         shapes=PROFILE.to_dict(),
     )
 

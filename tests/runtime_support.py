@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from auxformer.runtime.contracts import ClipFeatures
-from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.manifest import FeatureSpec, Manifest, ModelRecord, PredictionSpec
 
 LABELS = ["anger", "happy", "neutral", "sad"]
 VIDEO_DIM = 16
@@ -74,9 +74,10 @@ def tiny_onnx() -> Path:
     )
     manifest = Manifest(
         labels=LABELS,
-        features={"audio_dim": 130, "video_dim": VIDEO_DIM, "video_embedder": "test"},
-        model={"name": model.name, "config": cfg.to_dict()},
+        features=FeatureSpec(audio_dim=130, video_dim=VIDEO_DIM, video_embedder="test"),
+        model=ModelRecord(model.name, cfg.to_dict()),
         heads=list(model.head_modalities),
+        prediction=PredictionSpec(cfg.prediction, model.head_modalities),
         shapes=SHAPES,
     )
     return export_onnx(model.eval(), manifest, scratch_dir() / "model.onnx").path
@@ -139,7 +140,8 @@ def write_npz(clip: ClipFeatures, path: Path) -> Path:
 
 
 def with_manifest(source: Path, out: Path, **changes: object) -> Path:
-    """A copy of `source` whose embedded manifest has `changes` applied (same graph, same weights)."""
+    """A copy of `source` whose embedded manifest has `changes` applied (same graph, same weights); a
+    dict given for a typed part (features, prediction, ...) changes those fields of it."""
     import dataclasses
 
     import onnx
@@ -148,7 +150,12 @@ def with_manifest(source: Path, out: Path, **changes: object) -> Path:
 
     proto = onnx.load_model(str(source))
     (entry,) = [p for p in proto.metadata_props if p.key == METADATA_KEY]
-    manifest = dataclasses.replace(Manifest.from_json(entry.value), **changes)
+    manifest = Manifest.from_json(entry.value)
+    for name, value in changes.items():
+        part = getattr(manifest, name)
+        if isinstance(value, dict) and dataclasses.is_dataclass(part):
+            changes[name] = dataclasses.replace(part, **value)
+    manifest = dataclasses.replace(manifest, **changes)
     entry.value = manifest.to_json()
     onnx.save_model(proto, str(out))
     return out

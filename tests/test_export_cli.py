@@ -55,10 +55,12 @@ def test_fp16_without_tensorrt_writes_verified_models_and_exits_3(run_dir, tmp_p
     assert json.loads((tmp_path / "model.verify.json").read_text())["max_abs_diff"] <= 1e-4
     manifest = read_manifest(tmp_path / "model.onnx")
     assert manifest.labels == list(LABELS) and manifest.heads == ["av", "audio", "video"]
-    assert (manifest.video_dim, manifest.features["video_embedder"]) == (16, "demo")
-    assert manifest.model["name"] == "auxformer" and manifest.model["config"]["num_layers"] == 1
+    assert (manifest.video_dim, manifest.features.video_embedder) == (16, "demo")
+    assert manifest.features.settings is None and manifest.features.provenance["source"] == "demo-features"
+    assert manifest.model.name == "auxformer" and manifest.model.config["num_layers"] == 1
+    assert manifest.prediction.head_modalities == {"av": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
     assert manifest.normalization["in_graph"] and manifest.normalization["audio"]["dims"] == 130
-    assert manifest.training["run"] == str(run_dir) and "macro_f1" in manifest.training["test"]
+    assert manifest.training.run == str(run_dir) and "macro_f1" in manifest.training.test
     assert read_manifest(tmp_path / "model.fp16.onnx").precision == "fp16"
     assert sorted(p.name for p in (tmp_path / "triton").iterdir()) == ["auxformer_onnx"]
 

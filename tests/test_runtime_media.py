@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from auxformer.runtime import ManifestError, Session, Status
 from auxformer.runtime.cli import app
 from auxformer.runtime.features import FeatureSettings
+from auxformer.runtime.manifest import FeatureSpec
 
 from .media_factory import make_clip, make_not_media
 from .runtime_support import VIDEO_DIM, tiny_onnx, with_manifest
@@ -28,7 +29,7 @@ SETTINGS = FeatureSettings(pixels_size=4)  # 4x4 grey face crops: 16 dims, the t
 def model(tmp_path_factory):
     """The tiny model, its manifest saying it was trained on these front-end settings."""
     assert SETTINGS.video_dim == VIDEO_DIM
-    features = {**SETTINGS.feature_spec(), "feature_settings": SETTINGS.to_dict()}
+    features = FeatureSpec(audio_dim=130, video_dim=VIDEO_DIM, video_embedder="pixels", settings=SETTINGS.to_dict())
     return with_manifest(tiny_onnx(), tmp_path_factory.mktemp("model") / "model.onnx", features=features)
 
 
