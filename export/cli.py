@@ -1,7 +1,7 @@
 """`auxformer-export RUN_OR_CHECKPOINT [--out DIR] [--fp16] [--int8 --calib FEATURES] [--opset N] [--triton DIR]`.
 
-Its options are ExportRequest's fields (export/pipeline.py), with their types and defaults; this module
-adds their help text."""
+Its options are ExportRequest's fields (export/request.py, torch-free so `--help` stays fast), with their
+types and defaults; this module adds their help text."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from auxformer.common.cli_options import build, command_signature, options
+
+from .request import ExportRequest
 
 EXIT_CODES = """Exit codes: 0 exported and verified (and the engine built, if asked);
 1 verification failed (the message names the case and clips);
@@ -69,7 +71,7 @@ def export(
 ) -> None:
     """Export RUN_OR_CHECKPOINT to ONNX, verify it on real features, and optionally build fp16 / int8 models,
     a TensorRT engine and a Triton repository."""
-    from .pipeline import ExitCode, ExportRequest, run_export
+    from .pipeline import ExitCode, run_export
 
     request = build(ExportRequest, options, source=run)
     if request.int8 and request.calib is None:
@@ -95,8 +97,6 @@ def export(
 def _command() -> None:
     """`export` with one option per field of ExportRequest (its precision-specific TensorRT setting and the
     source argument aside), registered on the app."""
-    from .pipeline import ExportRequest
-
     run = inspect.signature(export).parameters["run"]
     run = run.replace(annotation=typing.get_type_hints(export, include_extras=True)["run"])
     params = [run, *options(ExportRequest, HELP, PANELS, skip=("source", "precision"))]

@@ -21,13 +21,13 @@ from auxformer.train.corpus import CorpusError, FeatureCorpus
 
 from . import face_encoder, speed
 from .backends import Memo, OnnxRuntimeBackend, TorchBackend
-from .cases import DEFAULT_MAX_CLIPS, build_cases, verification_clips, within_profile
+from .cases import build_cases, verification_clips, within_profile
 from .fp16 import convert_fp16
-from .onnx_export import DEFAULT_OPSET, OnnxExport, export_onnx
+from .onnx_export import OnnxExport, export_onnx
 from .package import Source
-from .shapes import Profile, ProfileOverrides, profile_from_stats
+from .request import ExportRequest
+from .shapes import Profile, profile_from_stats
 from .tensorrt_build import (
-    EngineOptions,
     EngineResult,
     EngineUnavailable,
     OnnxModels,
@@ -49,37 +49,6 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad options (typer's own code for usage errors)
     NO_ENGINE = 3  # exported and verified, but no TensorRT / GPU here, so no engine
     EXPORT_FAILED = 4  # unreadable checkpoint, a broken graph, TensorRT refused the model
-
-
-@dataclass
-class ExportRequest:
-    """What to export and how; `auxformer-export`'s options are made from these fields (and their defaults)."""
-
-    source: Path
-    out: Path | None = None  # None: exports/<run name>
-    fp16: bool = False
-    int8: bool = False
-    calib: Path | None = None  # feature corpus for INT8 calibration
-    calib_clips: int = 512
-    calib_method: str = "minmax"
-    trt_calibrator: bool = False  # TensorRT < 10: implicit calibration instead of the Q/DQ model
-    opset: int = DEFAULT_OPSET
-    features: Path | None = None  # feature corpus to verify on (default: the run's dev + test clips)
-    max_clips: int = DEFAULT_MAX_CLIPS
-    triton: Path | None = None
-    profile: ProfileOverrides = field(default_factory=ProfileOverrides)
-    engine: bool = True  # build a TensorRT engine when --fp16 / --int8 asks for one
-    tensorrt: EngineOptions = field(default_factory=EngineOptions)  # its precision follows fp16 / int8
-    face_weights: Path | None = None
-    threads: int = 0  # CPU threads for PyTorch and onnxruntime during verification (0: their defaults)
-
-    def __post_init__(self) -> None:
-        if self.out is None:
-            self.out = Path("exports") / (self.source.name if self.source.is_dir() else self.source.parent.name)
-
-    @property
-    def precisions(self) -> list[str]:
-        return ["fp32", *(["fp16"] if self.fp16 else []), *(["int8"] if self.int8 else [])]
 
 
 @dataclass

@@ -3,6 +3,11 @@
 `model.onnx` carries it as JSON in its metadata (key `auxformer.manifest`); an engine `model.plan`
 has it beside it as `model.plan.json`, with the TensorRT build recorded under `engine`. The runtime
 reads it to know labels, I/O names and shapes, and refuses features that do not match it.
+
+Its parts are typed (FeatureSpec, PredictionSpec, ModelRecord, TrainingRecord) and checked when read:
+a wrong type, a missing or unknown key, or a value out of range raises ManifestError naming the field.
+`version` 2 is what this code writes; version 1 (the first release: no `version` key, free-form parts)
+is upgraded on reading when it records which modalities each head reads, and refused otherwise.
 """
 
 from __future__ import annotations
@@ -48,6 +53,12 @@ class FeatureSpec:
     provenance: dict[str, Any] = field(default_factory=dict)  # the training corpus's other metadata
 
     def __post_init__(self) -> None:
+        # as JSON has them (tuples are lists), so a manifest read back equals the one written
+        for name in ("settings", "provenance"):
+            try:
+                object.__setattr__(self, name, json.loads(json.dumps(getattr(self, name))))
+            except (TypeError, ValueError) as err:
+                raise ManifestError(f"features.{name} must be JSON values ({err})") from err
         if self.audio_dim != AUDIO_DIM:
             raise ManifestError(f"features.audio_dim is {self.audio_dim}, the feature contract's audio has {AUDIO_DIM}")
         if self.video_dim < 1:
@@ -273,10 +284,14 @@ def _value(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ManifestError(f"{where} must be a list, got {_kind(value)}")
         return origin(_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-    wanted = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}[hint]
-    if type(value) not in wanted:  # not isinstance: True is an int to Python, not to a manifest
+    if hint not in _SCALARS:
+        raise TypeError(f"{where}: a manifest field of type {hint!r} has no reader")
+    if type(value) not in _SCALARS[hint]:  # not isinstance: True is an int to Python, not to a manifest
         raise ManifestError(f"{where} must be {hint.__name__}, got {_kind(value)}")
     return hint(value)
+
+
+_SCALARS = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}  # JSON types each reads
 
 
 def _kind(value: Any) -> str:
