@@ -30,6 +30,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from auxformer.runtime.contracts import INPUTS
+
 RunBatch = Callable[[dict[str, np.ndarray]], object]
 AUDIO_FRAMES, VIDEO_FRAMES, VIDEO_DIM, CLASSES = 300, 90, 4096, 6
 REPEATS = {1: 20, 8: 6, 32: 3, 128: 2}  # fewer at large batch: a batch of 128 takes seconds
@@ -82,7 +84,7 @@ def build_and_export(folder: Path, console: Console) -> tuple[object, Path]:
     import torch
 
     from auxformer.export.onnx_export import export_onnx
-    from auxformer.runtime.manifest import Manifest
+    from auxformer.runtime.manifest import FeatureSpec, Manifest, ModelRecord, PredictionSpec
     from auxformer.train.config import ModelConfig
     from auxformer.train.model import build_model
 
@@ -90,9 +92,10 @@ def build_and_export(folder: Path, console: Console) -> tuple[object, Path]:
     model = build_model("auxformer", ModelConfig(num_classes=CLASSES)).eval()
     manifest = Manifest(
         labels=[f"class{i}" for i in range(CLASSES)],
-        features={"audio_dim": 130, "video_dim": VIDEO_DIM, "video_embedder": "vggface"},
-        model={"name": model.name, "config": model.cfg.to_dict()},
+        features=FeatureSpec(audio_dim=130, video_dim=VIDEO_DIM, video_embedder="vggface"),
+        model=ModelRecord(model.name, model.cfg.to_dict()),
         heads=list(model.head_modalities),
+        prediction=PredictionSpec(model.cfg.prediction, model.head_modalities),
     )
     t0 = time.perf_counter()
     exported = export_onnx(model, manifest, folder / "model.onnx")
@@ -109,7 +112,7 @@ def eager_runner(model: object) -> RunBatch:
 
     def run(feeds: dict[str, np.ndarray]) -> object:
         with torch.inference_mode():
-            return model(*(torch.from_numpy(feeds[k]) for k in ("audio", "audio_mask", "video", "video_mask")))  # type: ignore[operator]
+            return model(*(torch.from_numpy(feeds[k]) for k in INPUTS))  # type: ignore[operator]
 
     return run
 

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from auxformer.common import atomic
-from auxformer.runtime.batching import BATCH_KEYS, pad_batch
-from auxformer.runtime.contracts import ClipFeatures
+from auxformer.runtime.batching import pad_batch
+from auxformer.runtime.contracts import INPUTS, ClipFeatures
 
 DEFAULT_CLIPS = 512
 LENGTH_BINS = 4  # quartiles of the audio length
@@ -104,7 +104,7 @@ class CalibrationSet:
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for name in self.batches:
             with np.load(self.root / name) as data:
-                yield {k: data[k] for k in BATCH_KEYS}
+                yield {k: data[k] for k in INPUTS}
 
     @classmethod
     def open(cls, root: str | Path) -> CalibrationSet:

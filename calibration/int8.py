@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def quantize(
         method, sum(len(ids) for ids in calib.clip_ids), len(calib), QUANTIZED_OPS, quantized, time.perf_counter() - t0
     )
     manifest.precision = "int8"
-    manifest.training = {**manifest.training, "int8": asdict(info)}
+    manifest.training = replace(manifest.training, int8=asdict(info))
     manifest.embed(model)
     with atomic.atomic_path(out_path) as tmp_out:
         onnx.save_model(model, str(tmp_out))

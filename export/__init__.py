@@ -6,5 +6,5 @@ Public API (each module imports torch / onnx / tensorrt itself, so `auxformer-ex
   reference; the exported models run in the runtime's runners, auxformer.runtime.loader)
 - cases: verification_clips, build_cases; fp16: convert_fp16
 - tensorrt_build: build_engine, plan_build, EngineOptions, OnnxModels, EngineUnavailable, EngineBuildError
-- triton: write_repository; pipeline: run_export, ExportRequest, ExitCode, export_face_encoder
+- triton: write_repository; pipeline: run_export, ExitCode, export_face_encoder; request: ExportRequest
 """

@@ -17,13 +17,13 @@ from auxformer.train.corpus import FeatureCorpus
 from auxformer.train.splits import read_splits
 
 from .package import Source
+from .request import DEFAULT_MAX_CLIPS
 
 # (B, Ta, Tv): a single clip, a padded batch longer than any demo clip, and a wide batch whose video is
 # longer than its audio; none equals the export example, so fixed axes cannot hide.
 DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 37, 11), (5, 301, 97), (32, 64, 200))
 # condition -> which modality every clip loses ("mixed": a third lose audio, a third lose video)
 CONDITIONS: dict[str, str | None] = {"full": None, "no audio": "audio", "no video": "video", "mixed": "mixed"}
-DEFAULT_MAX_CLIPS = 256
 DEFAULT_BATCH_SIZE = 16
 
 

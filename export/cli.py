@@ -1,14 +1,23 @@
-"""`auxformer-export RUN_OR_CHECKPOINT [--out DIR] [--fp16] [--int8 --calib FEATURES] [--opset N] [--triton DIR]`."""
+"""`auxformer-export RUN_OR_CHECKPOINT [--out DIR] [--fp16] [--int8 --calib FEATURES] [--opset N] [--triton DIR]`.
+
+Its options are ExportRequest's fields (export/request.py, torch-free so `--help` stays fast), with their
+types and defaults; this module adds their help text."""
 
 from __future__ import annotations
 
+import inspect
 import time
+import typing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from auxformer.common.cli_options import build, command_signature, options
+
+from .request import ExportRequest
 
 EXIT_CODES = """Exit codes: 0 exported and verified (and the engine built, if asked);
 1 verification failed (the message names the case and clips);
@@ -25,75 +34,50 @@ app = typer.Typer(
 )
 console = Console()
 LONGEST = "(default: the longest training clip, rounded up to 16)"
+# the words of each option; its type and default are ExportRequest's (and its groups') field's
+HELP = {
+    "out": "output folder (default: exports/<run name>)",
+    "fp16": "also write model.fp16.onnx and build an fp16 engine",
+    "int8": "also write the Q/DQ model.int8.onnx (needs --calib)",
+    "calib": "feature corpus for INT8 calibration",
+    "calib_clips": "INT8 calibration clips (stratified by label and length)",
+    "calib_method": "INT8 ranges: minmax | entropy | percentile",
+    "trt_calibrator": "TensorRT < 10 only: implicit INT8 calibration (entropy)",
+    "opset": "ONNX opset (>= 17)",
+    "features": "feature corpus to verify on (default: the run's dev + test clips)",
+    "max_clips": "clips to verify on, at most",
+    "triton": "write a Triton model repository here",
+    "engine": "build a TensorRT engine for --fp16 / --int8",
+    "opt_batch": "profile opt batch (default: 8)",
+    "max_batch": "profile max batch (default: 32)",
+    "opt_audio_len": "profile opt audio frames (default: the median training clip)",
+    "max_audio_len": f"profile max audio frames {LONGEST}",
+    "opt_video_len": "profile opt video frames (default: the median training clip)",
+    "max_video_len": f"profile max video frames {LONGEST}",
+    "workspace_gib": "TensorRT workspace limit, GiB",
+    "timing_cache": "TensorRT timing cache file (read and updated)",
+    "version_compatible": "engine runs on later TensorRT versions",
+    "hardware_compatible": "engine runs on any Ampere-or-newer GPU",
+    "optimization_level": "TensorRT builder optimization level, 0-5 (default: TensorRT's, 3)",
+    "face_weights": "VGG-Face state dict, for face_encoder.onnx",
+    "threads": "CPU threads for verification (0 = PyTorch's default)",
+}
+PANELS = {"profile": "Engine profile (default: from the training clips' lengths)", "tensorrt": "TensorRT build"}
 
 
-@app.command(epilog=EXIT_CODES)
 def export(
     run: Annotated[Path, typer.Argument(metavar="RUN_OR_CHECKPOINT", help="run folder or checkpoint.pt")],
-    out: Annotated[Path | None, typer.Option(help="output folder (default: exports/<run name>)")] = None,
-    fp16: Annotated[bool, typer.Option("--fp16", help="also write model.fp16.onnx and build an fp16 engine")] = False,
-    int8: Annotated[bool, typer.Option("--int8", help="also write the Q/DQ model.int8.onnx (needs --calib)")] = False,
-    calib: Annotated[Path | None, typer.Option(help="feature corpus for INT8 calibration")] = None,
-    calib_clips: Annotated[int, typer.Option(help="INT8 calibration clips (stratified by label and length)")] = 512,
-    calib_method: Annotated[str, typer.Option(help="INT8 ranges: minmax | entropy | percentile")] = "minmax",
-    trt_calibrator: Annotated[
-        bool, typer.Option("--trt-calibrator", help="TensorRT < 10 only: implicit INT8 calibration (entropy)")
-    ] = False,
-    opset: Annotated[int, typer.Option(help="ONNX opset (>= 17)")] = 18,
-    triton: Annotated[Path | None, typer.Option(help="write a Triton model repository here")] = None,
-    features: Annotated[
-        Path | None, typer.Option(help="feature corpus to verify on (default: the run's dev + test clips)")
-    ] = None,
-    max_clips: Annotated[int, typer.Option(help="clips to verify on, at most")] = 512,
-    engine: Annotated[bool, typer.Option(help="build a TensorRT engine for --fp16 / --int8")] = True,
-    max_batch: Annotated[int | None, typer.Option(help="profile max batch (default: 32)")] = None,
-    opt_batch: Annotated[int | None, typer.Option(help="profile opt batch (default: 8)")] = None,
-    max_audio_len: Annotated[int | None, typer.Option(help=f"profile max audio frames {LONGEST}")] = None,
-    max_video_len: Annotated[int | None, typer.Option(help=f"profile max video frames {LONGEST}")] = None,
-    workspace_gib: Annotated[float, typer.Option(help="TensorRT workspace limit, GiB")] = 4.0,
-    timing_cache: Annotated[Path | None, typer.Option(help="TensorRT timing cache file (read and updated)")] = None,
-    version_compatible: Annotated[
-        bool, typer.Option("--version-compatible", help="engine runs on later TensorRT versions")
-    ] = False,
-    hardware_compatible: Annotated[
-        bool, typer.Option("--hardware-compatible", help="engine runs on any Ampere-or-newer GPU")
-    ] = False,
-    face_weights: Annotated[Path | None, typer.Option(help="VGG-Face state dict, for face_encoder.onnx")] = None,
-    threads: Annotated[int, typer.Option(help="CPU threads for verification (0 = PyTorch's default)")] = 0,
+    **options: Any,
 ) -> None:
     """Export RUN_OR_CHECKPOINT to ONNX, verify it on real features, and optionally build fp16 / int8 models,
     a TensorRT engine and a Triton repository."""
-    from .pipeline import ExitCode, ExportRequest, run_export
-    from .shapes import ProfileOverrides
+    from .pipeline import ExitCode, run_export
 
-    if int8 and calib is None:
+    request = build(ExportRequest, options, source=run)
+    if request.int8 and request.calib is None:
         raise typer.BadParameter(
             "--int8 needs --calib FEATURES (a feature corpus to calibrate on)", param_hint="--calib"
         )
-    request = ExportRequest(
-        source=run,
-        out=out or Path("exports") / (run.name if run.is_dir() else run.parent.name),
-        fp16=fp16,
-        int8=int8,
-        calib=calib,
-        calib_clips=calib_clips,
-        calib_method=calib_method,
-        trt_calibrator=trt_calibrator,
-        opset=opset,
-        features=features,
-        max_clips=max_clips,
-        triton=triton,
-        profile=ProfileOverrides(
-            opt_batch=opt_batch, max_batch=max_batch, max_audio_len=max_audio_len, max_video_len=max_video_len
-        ),
-        engine=engine,
-        workspace_gib=workspace_gib,
-        timing_cache=timing_cache,
-        version_compatible=version_compatible,
-        hardware_compatible=hardware_compatible,
-        face_weights=face_weights,
-        threads=threads,
-    )
     t0 = time.perf_counter()
     try:
         outcome = run_export(request, console)
@@ -108,6 +92,18 @@ def export(
         f"{'done' if code != ExitCode.VERIFICATION_FAILED else 'FAILED'} in {time.perf_counter() - t0:.0f}s: {files}"
     )
     raise typer.Exit(int(code))
+
+
+def _command() -> None:
+    """`export` with one option per field of ExportRequest (its precision-specific TensorRT setting and the
+    source argument aside), registered on the app."""
+    run = inspect.signature(export).parameters["run"]
+    run = run.replace(annotation=typing.get_type_hints(export, include_extras=True)["run"])
+    params = [run, *options(ExportRequest, HELP, PANELS, skip=("source", "precision"))]
+    app.command(epilog=EXIT_CODES)(command_signature(export, params))
+
+
+_command()
 
 
 def _expected(err: Exception) -> bool:

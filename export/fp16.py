@@ -16,7 +16,7 @@ trips between two fp32 nodes; those are collapsed afterwards, since they only th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ import numpy as np
 
 from auxformer.common import atomic
 from auxformer.common.optional import require
-from auxformer.runtime.manifest import Manifest
 
 from .onnx_export import read_manifest
 
@@ -82,7 +81,7 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Fp16Conversion:
     collapse_cast_round_trips(converted)
     check_no_infinite_constants(converted)
     manifest = read_manifest(src)
-    Manifest(**{**manifest.__dict__, "precision": "fp16"}).embed(converted)
+    replace(manifest, precision="fp16").embed(converted)
     onnx.checker.check_model(converted, full_check=True)
     dst = Path(dst)
     with atomic.atomic_path(dst) as tmp:

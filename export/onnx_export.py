@@ -23,12 +23,13 @@ from torch import Tensor, nn
 
 from auxformer.common import atomic
 from auxformer.common.optional import require
-from auxformer.runtime.manifest import INPUTS, Manifest
+from auxformer.runtime.contracts import DYNAMIC_AXES, INPUTS
+from auxformer.runtime.manifest import Manifest
 from auxformer.runtime.onnxruntime_runner import OnnxRuntimeOptions, inference_session
-from auxformer.runtime.profile import DYNAMIC_AXES
 from auxformer.train.model import AuxFormer
 
-DEFAULT_OPSET = 18  # >= 17 for the native LayerNormalization op
+from .request import DEFAULT_OPSET
+
 MIN_OPSET = 17
 FORBIDDEN_OPS = frozenset({"NonZero", "ScatterND"})
 # Node metadata the exporter adds that carries the exporting machine's source paths and FX text:

@@ -8,15 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.manifest import FeatureSpec, Manifest, ModelRecord, PredictionSpec, TrainingRecord
 from auxformer.runtime.profile import Profile
 from auxformer.train import checkpoint
 from auxformer.train.corpus import CorpusEntry, FeatureCorpus
 from auxformer.train.model import AuxFormer, count_parameters
 from auxformer.train.splits import read_splits
 
-# corpus.json keys that describe the features (the rest is provenance, kept under "settings")
-_FEATURE_KEYS = ("audio_features", "video_embedder")
+# corpus.json keys the manifest's FeatureSpec takes from a checkpoint's feature spec (the rest is provenance);
+# face_detector repeats feature_settings' detector
+_FEATURE_KEYS = ("audio_dim", "video_dim", "audio_features", "video_embedder", "feature_settings", "face_detector")
 
 
 @dataclass
@@ -68,46 +69,47 @@ class Source:
     def manifest(self, profile: Profile, precision: str = "fp32") -> Manifest:
         cfg = self.model.cfg
         spec = dict(self.ckpt.get("feature_spec") or {})
-        features = {
-            "audio_dim": cfg.audio_dim,
-            "video_dim": cfg.video_dim,
-            **{k: spec.pop(k, None) for k in _FEATURE_KEYS},
-            "settings": spec,
-        }
         test = self.metrics().get("test", {})
         return Manifest(
             labels=self.labels,
-            features=features,
-            model={
-                "name": self.model.name,
-                "config": cfg.to_dict(),
-                "parameters": count_parameters(self.model),
-            },
+            features=FeatureSpec(
+                audio_dim=cfg.audio_dim,
+                video_dim=cfg.video_dim,
+                video_embedder=spec.get("video_embedder"),
+                audio_features=spec.get("audio_features"),
+                settings=spec.get("feature_settings"),
+                provenance={k: v for k, v in spec.items() if k not in _FEATURE_KEYS},
+            ),
+            model=ModelRecord(self.model.name, cfg.to_dict(), count_parameters(self.model)),
             heads=self.heads,
+            prediction=self.prediction(),
             shapes=profile,
-            prediction={
-                "rule": cfg.prediction,
-                "temperature": self.temperature,
-                "head_temperatures": self.calibration.get("head_temperatures", {}),
-                # which modalities each head reads: the runtime drops the heads of absent ones
-                "head_modalities": {h: list(m) for h, m in self.model.head_modalities.items()},
-            },
             normalization={
                 "in_graph": True,
                 "statistics": "per-dimension mean and std of the training partition's valid frames",
                 **{m: _norm_summary(getattr(self.model, f"{m}_norm")) for m in ("audio", "video")},
             },
-            training={
-                "run": str(self.run_dir),
-                "checkpoint": str(self.checkpoint_path),
-                "corpus": self.ckpt.get("corpus"),
-                "epoch": self.ckpt.get("epoch"),
-                "dev_loss": self.ckpt.get("dev_loss"),
-                "train_config": self.ckpt.get("train_config"),
-                "length_stats": self.ckpt.get("length_stats"),
-                "test": {k: test[k] for k in ("macro_f1", "micro_f1") if k in test},
-            },
+            training=TrainingRecord(
+                run=str(self.run_dir),
+                checkpoint=str(self.checkpoint_path),
+                corpus=self.ckpt.get("corpus"),
+                epoch=self.ckpt.get("epoch"),
+                dev_loss=self.ckpt.get("dev_loss"),
+                train_config=self.ckpt.get("train_config") or {},
+                length_stats=self.ckpt.get("length_stats") or {},
+                test={k: test[k] for k in ("macro_f1", "micro_f1") if k in test},
+            ),
             precision=precision,
+        )
+
+    def prediction(self) -> PredictionSpec:
+        """The fusion rule, the temperatures fitted on dev, and which modalities each head reads (the
+        runtime drops the heads of absent modalities)."""
+        return PredictionSpec(
+            rule=self.model.cfg.prediction,
+            head_modalities=dict(self.model.head_modalities),
+            temperature=self.temperature,
+            head_temperatures=self.calibration.get("head_temperatures", {}),
         )
 
 

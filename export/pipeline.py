@@ -4,7 +4,7 @@ TensorRT engine -> Triton repository. Every exported model is verified before an
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from auxformer.common import atomic
 from auxformer.common.optional import require
 from auxformer.runtime.features import FeatureSettings
 from auxformer.runtime.loader import check_io, load_runner
+from auxformer.runtime.manifest import Manifest
 from auxformer.runtime.media import vggface
 from auxformer.runtime.media.torch_state import read_state_dict
 from auxformer.runtime.onnxruntime_runner import OnnxRuntimeOptions
@@ -28,13 +29,13 @@ from auxformer.runtime.runner import Runner
 from auxformer.train.corpus import CorpusError, FeatureCorpus
 
 from . import speed
-from .cases import DEFAULT_MAX_CLIPS, build_cases, verification_clips
+from .cases import build_cases, verification_clips
 from .fp16 import convert_fp16
-from .onnx_export import DEFAULT_OPSET, ExportError, OnnxExport, export_onnx
+from .onnx_export import ExportError, OnnxExport, export_onnx
 from .package import Source
-from .shapes import ProfileOverrides, profile_from_stats
+from .request import ExportRequest
+from .shapes import profile_from_stats
 from .tensorrt_build import (
-    EngineOptions,
     EngineResult,
     EngineUnavailable,
     OnnxModels,
@@ -57,34 +58,6 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad options (typer's own code for usage errors)
     NO_ENGINE = 3  # exported and verified, but no TensorRT / GPU here, so no engine
     EXPORT_FAILED = 4  # unreadable checkpoint, a broken graph, TensorRT refused the model
-
-
-@dataclass
-class ExportRequest:
-    source: Path
-    out: Path
-    fp16: bool = False
-    int8: bool = False
-    calib: Path | None = None  # feature corpus for INT8 calibration
-    calib_clips: int = 512
-    calib_method: str = "minmax"
-    trt_calibrator: bool = False  # TensorRT < 10: implicit calibration instead of the Q/DQ model
-    opset: int = DEFAULT_OPSET
-    features: Path | None = None  # feature corpus to verify on (default: the run's dev + test clips)
-    max_clips: int = DEFAULT_MAX_CLIPS
-    triton: Path | None = None
-    profile: ProfileOverrides = field(default_factory=ProfileOverrides)
-    engine: bool = True  # build a TensorRT engine when --fp16 / --int8 asks for one
-    workspace_gib: float = 4.0
-    timing_cache: Path | None = None
-    version_compatible: bool = False
-    hardware_compatible: bool = False
-    face_weights: Path | None = None
-    threads: int = 0  # CPU threads for PyTorch and onnxruntime during verification (0: their defaults)
-
-    @property
-    def precisions(self) -> list[str]:
-        return ["fp32", *(["fp16"] if self.fp16 else []), *(["int8"] if self.int8 else [])]
 
 
 @dataclass
@@ -168,7 +141,7 @@ def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
         built = _engine(request, outcome, models, manifest, profile, console)
         if built is not None:  # the engine is what runs: verify it like every other exported model
             _verify_engine(built, outcome, reference, cases, clip_set, console)
-    if manifest.features.get("video_embedder") == vggface.NAME:
+    if manifest.features.video_embedder == vggface.NAME:
         export_face_encoder(request, manifest, outcome, console)
     if request.triton is not None:
         plan = outcome.engine.plan if outcome.engine else None
@@ -235,13 +208,7 @@ def _engine(
     if outcome.exit_code == ExitCode.VERIFICATION_FAILED:
         console.print("no TensorRT engine: verification failed, so there is nothing trustworthy to build from")
         return None
-    options = EngineOptions(
-        precision="int8" if request.int8 else "fp16",
-        workspace_gib=request.workspace_gib,
-        timing_cache=request.timing_cache,
-        version_compatible=request.version_compatible,
-        hardware_compatible=request.hardware_compatible,
-    )
+    options = replace(request.tensorrt, precision="int8" if request.int8 else "fp16")
     try:
         calibrator = _legacy_calibrator(request, profile, console) if request.int8 and request.trt_calibrator else None
         result = build_engine(
@@ -277,7 +244,7 @@ def _legacy_calibrator(request: ExportRequest, profile: Profile, console: Consol
     return make_entropy_calibrator(calib, shape, request.out / f"calibration-{model_hash}.cache")
 
 
-def export_face_encoder(request: ExportRequest, manifest: Any, outcome: ExportOutcome, console: Console) -> None:
+def export_face_encoder(request: ExportRequest, manifest: Manifest, outcome: ExportOutcome, console: Console) -> None:
     """`face_encoder.onnx`: the runtime's VGG-Face graph for --face-weights, with the preprocessing the
     model's features were made with, so an app embeds faces exactly as the training corpus did."""
     if request.face_weights is None:
@@ -286,7 +253,7 @@ def export_face_encoder(request: ExportRequest, manifest: Any, outcome: ExportOu
             "pass --face-weights (a VGG-Face state dict) to export the embedder too"
         )
         return
-    recorded = (manifest.features.get("settings") or {}).get("feature_settings")  # as Source.manifest keeps it
+    recorded = manifest.features.settings
     settings = FeatureSettings.from_dict(recorded) if recorded else FeatureSettings(video_embedder=vggface.NAME)
     try:
         state = read_state_dict(request.face_weights)

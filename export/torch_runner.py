@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from auxformer.runtime.contracts import AUDIO_DIM
+from auxformer.runtime.contracts import DYNAMIC_AXES
 from auxformer.runtime.manifest import INPUTS, Manifest
-from auxformer.runtime.profile import DYNAMIC_AXES
 from auxformer.runtime.runner import TensorSpec
 from auxformer.train.model import AuxFormer
 
@@ -23,7 +22,7 @@ class TorchRunner:
     def __init__(self, model: AuxFormer, manifest: Manifest):
         self.manifest = manifest
         self.wrapper = ExportWrapper(model.eval(), manifest.heads, manifest.temperature).eval()
-        feature_dims = {"audio": int(manifest.features.get("audio_dim", AUDIO_DIM)), "video": manifest.video_dim}
+        feature_dims = {"audio": manifest.features.audio_dim, "video": manifest.video_dim}
         self.inputs = [
             TensorSpec(name, (*DYNAMIC_AXES[name], *([feature_dims[name]] if name in feature_dims else [])))
             for name in INPUTS

@@ -26,13 +26,13 @@ QUEUE_DELAY_US = 2000  # how long the batcher may hold a request to fill a batch
 def config_pbtxt(name: str, kind: str, manifest: Manifest, profile: Profile) -> str:
     platform, filename = PLATFORMS[kind]
     dv, classes = manifest.video_dim, len(manifest.labels)
-    audio_dim = int(manifest.features.get("audio_dim", 130))
+    audio_dim = manifest.features.audio_dim
     inputs = [("audio", "TYPE_FP32", [-1, audio_dim]), ("audio_mask", "TYPE_BOOL", [-1])]
     inputs += [("video", "TYPE_FP32", [-1, dv]), ("video_mask", "TYPE_BOOL", [-1])]
     outputs = [(out, "TYPE_FP32", [classes]) for out in manifest.output_names]
     preferred = sorted({profile.batch.opt, profile.batch.max})
     lines = [
-        f"# {manifest.model.get('name', 'auxformer')} ({manifest.precision}); classes: {', '.join(manifest.labels)}",
+        f"# {manifest.model.name} ({manifest.precision}); classes: {', '.join(manifest.labels)}",
         "# batch axis implicit (max_batch_size); -1 = frames (audio 100 fps, video ~30 fps)",
         f'name: "{name}"',
         f'platform: "{platform}"',

@@ -8,8 +8,6 @@ import numpy as np
 
 from .contracts import AUDIO_DIM, ClipFeatures, FeatureError
 
-BATCH_KEYS = ("audio", "audio_mask", "video", "video_mask")
-
 
 def pad_to(feeds: dict[str, np.ndarray], batch: int, audio_len: int, video_len: int) -> dict[str, np.ndarray]:
     """Grow a padded batch to at least (batch, audio_len, video_len) with masked rows and frames, which

@@ -22,14 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from auxformer.common.optional import MissingDependency
-
-from .contracts import ClipFeatures, FeatureError
+from .contracts import INPUTS, ClipFeatures, FeatureError
 from .manifest import Manifest, ManifestError
 
 ClipInput = ClipFeatures | str | os.PathLike | Mapping[str, Any]
 FEATURE_SUFFIXES = (".npz",)
-ARRAY_KEYS = ("audio", "audio_mask", "video", "video_mask")
 
 
 def from_arrays(arrays: Mapping[str, Any], clip_id: str) -> ClipFeatures:
@@ -53,7 +50,7 @@ def load_npz(path: str | Path, clip_id: str | None = None) -> ClipFeatures:
     clip_id = clip_id or path.stem
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in ARRAY_KEYS if k in data}
+            arrays = {k: data[k] for k in INPUTS if k in data}
         clip = from_arrays(arrays, clip_id)
     except Exception as err:  # a damaged file (zip, pickle, shape errors) is this clip's failure, not the batch's
         return ClipFeatures.failed(clip_id, f"not a feature file: {type(err).__name__}: {err}", 0, str(path))
@@ -62,54 +59,41 @@ def load_npz(path: str | Path, clip_id: str | None = None) -> ClipFeatures:
 
 
 def front_end_module() -> ModuleType:
-    """`auxformer.runtime.features`, or a MissingDependency saying how to get it."""
-    name = f"{__package__}.features"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name != name:
-            raise
-        raise MissingDependency(
-            "media files need the media front end (auxformer.runtime.features), which this install lacks; "
-            "pass features (.npz files, arrays or ClipFeatures) instead"
-        ) from err
+    """`auxformer.runtime.features`, imported on first use so feature arrays never load the media packages."""
+    return importlib.import_module(f"{__package__}.features")
 
 
 def settings_for(manifest: Manifest, settings: Any = None) -> Any:
-    """The front end's FeatureSettings for this model: `settings` if given (checked against the model),
-    else the ones recorded in the manifest, else the defaults for the model's video embedder."""
-    features = front_end_module()
+    """The front end's FeatureSettings for this model: `settings` if given, else the ones its manifest
+    records (`features.settings`); either way checked against the features the model was trained on."""
     if settings is None:
-        recorded = manifest.features.get("feature_settings") or (manifest.features.get("settings") or {}).get(
-            "feature_settings"
-        )
-        embedder = manifest.features.get("video_embedder")
-        try:
-            if recorded:
-                settings = features.FeatureSettings.from_dict(recorded)
-            else:
-                settings = features.FeatureSettings(**({"video_embedder": embedder} if embedder else {}))
-        except (TypeError, ValueError) as err:
+        recorded = manifest.features.settings
+        if recorded is None:
             raise ManifestError(
-                f"the model's video features ({embedder!r}) cannot be made by the media front end ({err}): "
-                "extract features yourself and pass arrays"
-            ) from err
+                f"the model's features ({manifest.features.video_embedder or 'unnamed'} embedder) were not made "
+                "by the media front end, so its manifest records no front-end settings: extract features "
+                "yourself and pass arrays, or pass the front end's FeatureSettings"
+            )
+        try:
+            settings = front_end_module().FeatureSettings.from_dict(recorded)
+        except (TypeError, ValueError) as err:
+            raise ManifestError(f"features.settings are not the media front end's settings ({err})") from err
     check_settings(manifest, settings)
     return settings
 
 
 def check_settings(manifest: Manifest, settings: Any) -> None:
     """Refuse front-end settings whose features differ from the ones the model was trained on."""
-    spec = settings.feature_spec()
-    if int(spec["video_dim"]) != manifest.video_dim:
+    wanted = manifest.features
+    if settings.video_dim != wanted.video_dim:
         raise ManifestError(
-            f"the front end's {spec['video_embedder']!r} embedder makes {spec['video_dim']}-dim video features, "
-            f"the model expects {manifest.video_dim} ({manifest.features.get('video_embedder', '?')} embedder)"
+            f"the front end's {settings.video_embedder!r} embedder makes {settings.video_dim}-dim video features, "
+            f"the model expects {wanted.video_dim} ({wanted.video_embedder or 'unnamed'} embedder)"
         )
-    wanted = manifest.features.get("video_embedder")
-    if wanted is not None and spec["video_embedder"] != wanted:
+    if wanted.video_embedder is not None and settings.video_embedder != wanted.video_embedder:
         raise ManifestError(
-            f"the front end embeds faces with {spec['video_embedder']!r}, the model was trained on {wanted!r}"
+            f"the front end embeds faces with {settings.video_embedder!r}, "
+            f"the model was trained on {wanted.video_embedder!r}"
         )
 
 

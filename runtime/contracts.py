@@ -16,6 +16,15 @@ import numpy as np
 AUDIO_DIM = 130
 AUDIO_FPS = 100.0  # openSMILE ComParE LLDs at a 10 ms hop
 MODALITIES = ("audio", "video")
+# the model's inputs, in the graph's order, with the axes that vary from batch to batch; a padded
+# batch, a `.npz` feature file and a calibration batch hold the same four arrays
+DYNAMIC_AXES = {
+    "audio": ("batch", "audio_len"),
+    "audio_mask": ("batch", "audio_len"),
+    "video": ("batch", "video_len"),
+    "video_mask": ("batch", "video_len"),
+}
+INPUTS = tuple(DYNAMIC_AXES)
 # files the front end reads (anything FFmpeg decodes; these are the suffixes folders are searched for)
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"})
@@ -115,7 +124,7 @@ class ClipFeatures:
         """The same clip with one modality marked missing (masks false, values zeroed)."""
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-        arrays = {name: getattr(self, name) for name in ("audio", "audio_mask", "video", "video_mask")}
+        arrays = self.arrays()
         arrays[modality] = np.zeros_like(arrays[modality])
         arrays[f"{modality}_mask"] = np.zeros_like(arrays[f"{modality}_mask"])
         return ClipFeatures(
@@ -129,9 +138,5 @@ class ClipFeatures:
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "audio": self.audio,
-            "audio_mask": self.audio_mask,
-            "video": self.video,
-            "video_mask": self.video_mask,
-        }
+        """The four arrays of the contract, by input name."""
+        return {name: getattr(self, name) for name in INPUTS}

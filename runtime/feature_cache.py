@@ -21,7 +21,7 @@ import numpy as np
 
 from auxformer.common import atomic
 
-from .contracts import ClipFeatures, Status
+from .contracts import INPUTS, ClipFeatures, Status
 from .features import FeatureSettings
 from .hashing import cache_root, file_digest
 
@@ -81,7 +81,7 @@ class FeatureCache:
             if not entry.is_file():
                 return None
             with np.load(entry, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in ("audio", "audio_mask", "video", "video_mask")}
+                arrays = {k: data[k] for k in INPUTS}
                 meta = json.loads(str(data["meta"]))
             info = {**meta["info"], "cached": True, "source": str(path)}
             return ClipFeatures(clip_id, **arrays, status=Status(meta["status"]), reason=meta["reason"], info=info)

@@ -156,7 +156,7 @@ def _checked(clip: ClipFeatures, session: Session) -> ClipFeatures:
 def check_front_end(jobs: list[Job], session: Session) -> None:
     """Fail before any work when media files are there but the front end cannot make this model's features."""
     if any(j.path.suffix.lower() not in FEATURE_SUFFIXES for j in jobs):
-        _ = session.front_end.settings  # raises MissingDependency / ManifestError saying why
+        _ = session.front_end.settings  # raises ManifestError saying why
 
 
 def run(

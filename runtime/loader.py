@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .contracts import AUDIO_DIM
 from .manifest import INPUTS, ManifestError
 from .onnxruntime_runner import OnnxRuntimeOptions, OnnxRuntimeRunner
 from .runner import Runner, RunnerError
@@ -58,7 +57,7 @@ def check_io(runner: Runner) -> None:
     inputs = {t.name: t.shape for t in runner.inputs}
     if sorted(inputs) != sorted(INPUTS):
         raise ManifestError(f"{source}: inputs are {sorted(inputs)}, expected {list(INPUTS)}")
-    for name, dim in (("audio", int(manifest.features.get("audio_dim", AUDIO_DIM))), ("video", manifest.video_dim)):
+    for name, dim in (("audio", manifest.features.audio_dim), ("video", manifest.video_dim)):
         found = inputs[name][-1] if inputs[name] else None
         if isinstance(found, int) and found != dim:
             raise ManifestError(f"{source}: input {name} has {found} features, its manifest says {dim}")

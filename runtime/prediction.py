@@ -18,7 +18,7 @@ import numpy as np
 from auxformer.common.metrics import softmax
 
 from .contracts import MODALITIES, ClipFeatures, Status
-from .manifest import Manifest, ManifestError
+from .manifest import Manifest
 
 
 @dataclass
@@ -47,36 +47,15 @@ def failed(clip_id: str, reason: str, source: str | None = None, status: Status 
     return Prediction(clip_id, status, reason, source=source)
 
 
-def head_modalities(manifest: Manifest) -> dict[str, tuple[str, ...]]:
-    """Which modalities each head reads: as the exported model declared it in its manifest, or, for a
-    manifest without that record, by name: `av` both, `audio` / `video` one, and `main` (a unimodal
-    model's head) the modality the model is named after."""
-    declared = manifest.prediction.get("head_modalities")
-    if declared:
-        return {h: tuple(declared[h]) for h in manifest.heads}
-    name = str(manifest.model.get("name", ""))
-    out = {}
-    for head in manifest.heads:
-        if head in MODALITIES:
-            out[head] = (head,)
-        elif head == "main" and name.removesuffix("_only") in MODALITIES:
-            out[head] = (name.removesuffix("_only"),)
-        else:
-            out[head] = MODALITIES
-    return out
-
-
 class Decoder:
-    """Turns a batch of graph outputs into Predictions, following the manifest."""
+    """Turns a batch of graph outputs into Predictions, following the manifest (whose PredictionSpec
+    has checked the temperatures and which modalities each head reads)."""
 
     def __init__(self, manifest: Manifest):
         self.labels = list(manifest.labels)
-        self.temperature = manifest.temperature
-        head_t = manifest.prediction.get("head_temperatures") or {}
-        self.head_temperatures = {h: float(head_t.get(h, 1.0)) for h in manifest.heads}
-        if min(self.temperature, *self.head_temperatures.values()) <= 0:
-            raise ManifestError(f"temperatures must be > 0, the manifest has {manifest.prediction}")
-        self.head_modalities = head_modalities(manifest)
+        self.temperature = manifest.prediction.temperature
+        self.head_temperatures = {h: manifest.prediction.head_temperature(h) for h in manifest.heads}
+        self.head_modalities = manifest.prediction.head_modalities
 
     def decode(
         self, clips: list[ClipFeatures], outputs: Mapping[str, np.ndarray], present: list[dict[str, bool]]

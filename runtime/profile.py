@@ -15,16 +15,9 @@ from typing import Any
 import numpy as np
 
 from .batching import pad_to
-from .contracts import AUDIO_DIM
+from .contracts import AUDIO_DIM, DYNAMIC_AXES
 
 AXES = ("batch", "audio_len", "video_len")
-# the axes of every model input, in the I/O order of docs/architecture.md
-DYNAMIC_AXES = {
-    "audio": ("batch", "audio_len"),
-    "audio_mask": ("batch", "audio_len"),
-    "video": ("batch", "video_len"),
-    "video_mask": ("batch", "video_len"),
-}
 
 
 class ProfileError(ValueError):

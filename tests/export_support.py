@@ -12,7 +12,7 @@ import torch
 
 from auxformer.export.onnx_export import export_onnx
 from auxformer.export.torch_runner import TorchRunner
-from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.manifest import FeatureSpec, Manifest, ModelRecord, PredictionSpec
 from auxformer.runtime.profile import Profile, Range
 from auxformer.train.config import ModelConfig
 from auxformer.train.model import AuxFormer, build_model
@@ -40,9 +40,10 @@ def tiny_model(name: str = "auxformer", seed: int = 0, **overrides: object) -> A
 def tiny_manifest(model: AuxFormer) -> Manifest:
     return Manifest(
         labels=LABELS,
-        features={"audio_dim": 130, "video_dim": VIDEO_DIM, "video_embedder": "test"},
-        model={"name": model.name, "config": model.cfg.to_dict()},
+        features=FeatureSpec(audio_dim=130, video_dim=VIDEO_DIM, video_embedder="test"),
+        model=ModelRecord(model.name, model.cfg.to_dict()),
         heads=list(model.head_modalities),
+        prediction=PredictionSpec(model.cfg.prediction, model.head_modalities),
         shapes=PROFILE,
     )
 

@@ -106,7 +106,8 @@ def write_npz(clip: ClipFeatures, path: Path) -> Path:
 
 
 def with_manifest(source: Path, out: Path, **changes: object) -> Path:
-    """A copy of `source` whose embedded manifest has `changes` applied (same graph, same weights)."""
+    """A copy of `source` whose embedded manifest has `changes` applied (same graph, same weights); a
+    dict given for a typed part (features, prediction, ...) changes those fields of it."""
     import dataclasses
 
     import onnx
@@ -115,7 +116,12 @@ def with_manifest(source: Path, out: Path, **changes: object) -> Path:
 
     proto = onnx.load_model(str(source))
     (entry,) = [p for p in proto.metadata_props if p.key == METADATA_KEY]
-    manifest = dataclasses.replace(Manifest.from_json(entry.value), **changes)
+    manifest = Manifest.from_json(entry.value)
+    for name, value in changes.items():
+        part = getattr(manifest, name)
+        if isinstance(value, dict) and dataclasses.is_dataclass(part):
+            changes[name] = dataclasses.replace(part, **value)
+    manifest = dataclasses.replace(manifest, **changes)
     entry.value = manifest.to_json()
     onnx.save_model(proto, str(out))
     return out

@@ -4,23 +4,29 @@ exit codes, the TensorRT notice, an engine through the recording FAKE TensorRT, 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
+import click
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
+import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from auxformer.common import cli_options
 from auxformer.export import pipeline, tensorrt_build, verify
 from auxformer.export.cases import build_cases, verification_clips
 from auxformer.export.cli import app
 from auxformer.export.onnx_export import read_manifest
 from auxformer.export.package import Source
-from auxformer.export.shapes import profile_from_stats
+from auxformer.export.shapes import ProfileOverrides, profile_from_stats
 from auxformer.export.tensorrt_build import Gpu
 from auxformer.export.torch_runner import TorchRunner
 from auxformer.runtime.manifest import INPUTS, Manifest
@@ -94,10 +100,12 @@ def test_fp16_without_tensorrt_writes_verified_models_and_exits_3(run_dir, tmp_p
     assert json.loads((tmp_path / "model.verify.json").read_text())["max_abs_diff"] <= 1e-4
     manifest = read_manifest(tmp_path / "model.onnx")
     assert manifest.labels == list(LABELS) and manifest.heads == ["av", "audio", "video"]
-    assert (manifest.video_dim, manifest.features["video_embedder"]) == (16, "demo")
-    assert manifest.model["name"] == "auxformer" and manifest.model["config"]["num_layers"] == 1
+    assert (manifest.video_dim, manifest.features.video_embedder) == (16, "demo")
+    assert manifest.features.settings is None and manifest.features.provenance["source"] == "demo-features"
+    assert manifest.model.name == "auxformer" and manifest.model.config["num_layers"] == 1
+    assert manifest.prediction.head_modalities == {"av": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
     assert manifest.normalization["in_graph"] and manifest.normalization["audio"]["dims"] == 130
-    assert manifest.training["run"] == str(run_dir) and "macro_f1" in manifest.training["test"]
+    assert manifest.training.run == str(run_dir) and "macro_f1" in manifest.training.test
     assert read_manifest(tmp_path / "model.fp16.onnx").precision == "fp16"
     assert sorted(p.name for p in (tmp_path / "triton").iterdir()) == ["auxformer_onnx"]
 
@@ -223,6 +231,78 @@ def test_help_documents_exit_codes():
     text = " ".join(result.output.split())
     for fragment in ("0 exported and verified", "1 verification failed", "3 exported and verified, but TensorRT"):
         assert fragment in text
+
+
+def _requests(monkeypatch) -> list:
+    """The ExportRequests the CLI would run (the export itself is left out)."""
+    seen = []
+    done = SimpleNamespace(exit_code=pipeline.ExitCode.OK, files=[])
+    monkeypatch.setattr(pipeline, "run_export", lambda request, console: seen.append(request) or done)
+    return seen
+
+
+def test_options_default_to_the_request_dataclasses_defaults(tmp_path, monkeypatch):
+    seen = _requests(monkeypatch)
+    result = CliRunner().invoke(app, [str(tmp_path / "runs" / "demo")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (request,) = seen
+    assert request == pipeline.ExportRequest(source=tmp_path / "runs" / "demo")
+    assert request.out == Path("exports/runs")  # not a folder (yet): a checkpoint's run folder names it
+    assert request.tensorrt == tensorrt_build.EngineOptions() and request.profile == ProfileOverrides()
+
+
+def test_option_values_reach_the_request(tmp_path, monkeypatch):
+    seen = _requests(monkeypatch)
+    args = "--out o --fp16 --int8 --calib c --calib-clips 7 --calib-method entropy --trt-calibrator --opset 17"
+    args += " --features f --max-clips 9 --triton t --no-engine --max-batch 16 --opt-batch 4 --max-audio-len 96"
+    args += " --max-video-len 48 --workspace-gib 2.5 --timing-cache tc --version-compatible --hardware-compatible"
+    args += " --face-weights w.pth --threads 3 --optimization-level 5"
+    result = CliRunner().invoke(app, [str(tmp_path), *args.split()], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen == [
+        pipeline.ExportRequest(
+            source=tmp_path,
+            out=Path("o"),
+            fp16=True,
+            int8=True,
+            calib=Path("c"),
+            calib_clips=7,
+            calib_method="entropy",
+            trt_calibrator=True,
+            opset=17,
+            features=Path("f"),
+            max_clips=9,
+            triton=Path("t"),
+            profile=ProfileOverrides(opt_batch=4, max_batch=16, max_audio_len=96, max_video_len=48),
+            engine=False,
+            tensorrt=tensorrt_build.EngineOptions(
+                workspace_gib=2.5,
+                timing_cache=Path("tc"),
+                version_compatible=True,
+                hardware_compatible=True,
+                optimization_level=5,
+            ),
+            face_weights=Path("w.pth"),
+            threads=3,
+        )
+    ]
+
+
+def test_every_option_has_help_and_the_documented_names():
+    command = typer.main.get_command(app)
+    names = {name for p in command.params for name in p.opts + p.secondary_opts}
+    documented = "--out --fp16 --int8 --calib --calib-clips --calib-method --trt-calibrator --opset --triton --features"
+    documented += " --max-clips --engine --no-engine --max-batch --opt-batch --max-audio-len --max-video-len"
+    documented += " --workspace-gib --timing-cache --version-compatible --hardware-compatible --face-weights --threads"
+    assert set(documented.split()) <= names
+    assert all(p.help for p in command.params if isinstance(p, click.Option))
+
+    @dataclasses.dataclass
+    class Painted:
+        colour: str = "red"
+
+    with pytest.raises(TypeError, match=r"--colour \(Painted\) has no help text"):
+        cli_options.options(Painted, help={})
 
 
 def test_verification_falls_back_to_synthetic_clips_without_the_corpus(run_dir):

@@ -9,7 +9,7 @@ import pytest
 
 from auxformer.calibration.dataset import CalibrationSet, stratified_sample, write_calibration_set
 from auxformer.runtime.batching import pad_batch
-from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.manifest import FeatureSpec, Manifest, ModelRecord, PredictionSpec
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -52,9 +52,10 @@ def test_int8_model_is_qdq_and_close_to_fp32(small_demo, tmp_path):
     model = build_model("auxformer", ModelConfig(num_classes=6, video_dim=16, **TINY)).eval()
     manifest = Manifest(
         labels=small_demo.labels,
-        features={"audio_dim": 130, "video_dim": 16},
-        model={"name": "auxformer"},
+        features=FeatureSpec(audio_dim=130, video_dim=16),
+        model=ModelRecord("auxformer"),
         heads=list(model.head_modalities),
+        prediction=PredictionSpec(model.cfg.prediction, model.head_modalities),
     )
     export_onnx(model, manifest, tmp_path / "model.onnx")
     calib = write_calibration_set(small_demo, tmp_path / "calib", n=48, batch_size=16)
@@ -69,7 +70,7 @@ def test_int8_model_is_qdq_and_close_to_fp32(small_demo, tmp_path):
         if node.op_type in ("Softmax", "LayerNormalization", "Where"):
             assert not any("QuantizeLinear" in i or "_quantized" in i for i in node.input), node.name
     meta = Manifest.from_metadata({p.key: p.value for p in proto.metadata_props}, "int8")
-    assert meta.precision == "int8" and meta.training["int8"]["method"] == "minmax"
+    assert meta.precision == "int8" and meta.training.int8["method"] == "minmax"
 
     feeds = pad_batch([small_demo.load(e) for e in small_demo.entries[:24]])
     fp32 = ort.InferenceSession(str(tmp_path / "model.onnx")).run(["logits"], feeds)[0]

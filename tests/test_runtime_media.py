@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from auxformer.runtime import ManifestError, Session, Status
 from auxformer.runtime.cli import app
 from auxformer.runtime.features import FeatureSettings
+from auxformer.runtime.manifest import FeatureSpec
 
 from .export_support import tiny_export
 from .media_factory import make_clip, make_not_media
@@ -29,7 +30,7 @@ SETTINGS = FeatureSettings(pixels_size=4)  # 4x4 grey face crops: 16 dims, the t
 def model(tmp_path_factory):
     """The tiny model, its manifest saying it was trained on these front-end settings."""
     assert SETTINGS.video_dim == VIDEO_DIM
-    features = {**SETTINGS.feature_spec(), "feature_settings": SETTINGS.to_dict()}
+    features = FeatureSpec(audio_dim=130, video_dim=VIDEO_DIM, video_embedder="pixels", settings=SETTINGS.to_dict())
     return with_manifest(tiny_export().path, tmp_path_factory.mktemp("model") / "model.onnx", features=features)
 
 
@@ -104,8 +105,8 @@ def test_cli_predicts_a_folder_with_bad_files(model, clips, tmp_path):
 def test_front_end_settings_must_make_the_models_features(model, clips, tmp_path):
     with pytest.raises(ManifestError, match="makes 64-dim video features, the model expects 16"):
         Session.load(model, features=FeatureSettings(pixels_size=8))
-    # a model trained on features the front end cannot make: media files are refused before any work
+    # a model trained on features the front end did not make: media files are refused before any work
     result = CliRunner().invoke(
         app, [str(clips), "--model", str(tiny_export().path), "--out", str(tmp_path), "--no-progress"]
     )
-    assert result.exit_code == 2 and "cannot be made by the media front end" in result.output
+    assert result.exit_code == 2 and "were not made by the media front end" in " ".join(result.output.split())

@@ -123,7 +123,7 @@ def test_temperature_from_the_manifest_changes_probabilities_not_labels(tmp_path
         with_manifest(
             tiny_export().path,
             tmp_path / "t2.onnx",
-            prediction={"rule": "mean_logits", "temperature": 2.0, "head_temperatures": {"audio": 0.5}},
+            prediction={"temperature": 2.0, "head_temperatures": {"audio": 0.5}},
         ),
         device="cpu",
     )
@@ -154,11 +154,11 @@ def test_features_that_do_not_fit_the_model_are_refused(tmp_path, session):
 
 
 def test_a_model_whose_graph_and_manifest_disagree_does_not_load(tmp_path):
-    features = {"audio_dim": 130, "video_dim": 32, "video_embedder": "test"}
     with pytest.raises(ManifestError, match="input video has 16 features, its manifest says 32"):
-        Session.load(with_manifest(tiny_export().path, tmp_path / "dim.onnx", features=features), device="cpu")
+        Session.load(with_manifest(tiny_export().path, tmp_path / "dim.onnx", features={"video_dim": 32}), device="cpu")
+    heads = {"heads": ["av", "face"], "prediction": {"head_modalities": {"av": ("audio", "video"), "face": ("video",)}}}
     with pytest.raises(ManifestError, match=r"logits_face"):
-        Session.load(with_manifest(tiny_export().path, tmp_path / "heads.onnx", heads=["av", "face"]), device="cpu")
+        Session.load(with_manifest(tiny_export().path, tmp_path / "heads.onnx", **heads), device="cpu")
 
 
 def test_inputs_may_be_arrays_feature_files_or_paths(tmp_path, session):
@@ -179,7 +179,7 @@ def test_media_paths_without_the_media_packages_say_what_is_missing(tmp_path, mo
     from auxformer.runtime.features import FeatureSettings
 
     settings = FeatureSettings(pixels_size=4)  # features the front end can make for this model
-    features = {**settings.feature_spec(), "feature_settings": settings.to_dict()}
+    features = {"video_embedder": settings.video_embedder, "settings": settings.to_dict()}
     model = with_manifest(tiny_export().path, tmp_path / "model.onnx", features=features)
     session = Session.load(model, device="cpu")  # its own front end, not yet built
     monkeypatch.setitem(sys.modules, "opensmile", None)  # as in an install without the media packages

@@ -20,7 +20,7 @@ from auxformer.export.tensorrt_build import (
     build_engine,
     plan_build,
 )
-from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.manifest import FeatureSpec, Manifest, ModelRecord, PredictionSpec
 
 from .export_support import LABELS, PROFILE, VIDEO_DIM
 from .fake_tensorrt import make_fake_tensorrt
@@ -41,9 +41,10 @@ def models(tmp_path: Path) -> OnnxModels:
 def manifest() -> Manifest:
     return Manifest(
         labels=LABELS,
-        features={"audio_dim": 130, "video_dim": VIDEO_DIM},
-        model={"name": "auxformer"},
+        features=FeatureSpec(audio_dim=130, video_dim=VIDEO_DIM),
+        model=ModelRecord("auxformer"),
         heads=["av", "audio", "video"],
+        prediction=PredictionSpec("mean_logits", {"av": ("audio", "video"), "audio": ("audio",), "video": ("video",)}),
     )
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auxformer.common.config_dicts import DictConfig
+from auxformer.runtime.manifest import PREDICTION_RULES as PREDICTION_RULES  # the runtime checks them
 
 MODEL_NAMES = ("auxformer", "baseline1", "mult", "audio_only", "video_only")
-PREDICTION_RULES = ("mean_logits", "mean_probs", "main")
 POOLING = ("last", "mean")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from auxformer.common import atomic
-from auxformer.runtime.contracts import ClipFeatures, Status
+from auxformer.runtime.contracts import INPUTS, ClipFeatures, Status
 
 MANIFEST = "manifest.csv"
 METADATA = "corpus.json"
@@ -96,7 +96,7 @@ class FeatureCorpus:
 
     def load(self, entry: CorpusEntry) -> ClipFeatures:
         with np.load(self.root / entry.path) as data:
-            arrays = {k: data[k] for k in ("audio", "audio_mask", "video", "video_mask")}
+            arrays = {k: data[k] for k in INPUTS}
         return ClipFeatures(entry.clip_id, **arrays, label=entry.label, speaker=entry.speaker)
 
 
