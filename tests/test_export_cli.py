@@ -162,7 +162,7 @@ def test_help_documents_exit_codes():
 
 def test_verification_falls_back_to_synthetic_clips_without_the_corpus(run_dir):
     source = Source.load(run_dir)
-    source.ckpt["corpus"] = str(run_dir / "moved-away")
+    source.ckpt.run.corpus = str(run_dir / "moved-away")
     clip_set = verification_clips(source, max_clips=8)
     assert not clip_set.labelled and len(clip_set.clips) == 8 and "synthetic" in clip_set.source
     assert {c.video_dim for c in clip_set.clips} == {16}
