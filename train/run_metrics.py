@@ -53,8 +53,7 @@ class Evaluation:
     outputs: Outputs | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k != "outputs"}
-        return out
+        return {k: v for k, v in asdict(self).items() if k != "outputs"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Evaluation:
