@@ -69,7 +69,7 @@ def verification_clips(
 
 
 def _run_corpus(source: Source) -> Path | None:
-    recorded = source.ckpt.get("corpus")
+    recorded = source.ckpt.run.corpus
     if not recorded:
         return None
     # the path as training saw it, or the same folder inside the run (where the demo corpus lives)
@@ -95,7 +95,7 @@ def _from_corpus(corpus: FeatureCorpus, ids: list[str], max_clips: int, where: s
 
 def _synthetic_clips(source: Source, count: int, seed: int = 0) -> list[ClipFeatures]:
     rng = np.random.default_rng(seed)
-    stats = source.ckpt.get("length_stats") or {}
+    stats = source.ckpt.run.length_stats
     norm = {m: getattr(source.model, f"{m}_norm") for m in ("audio", "video")}
     clips = []
     for i in range(min(count, 64)):

@@ -11,6 +11,7 @@ from typing import Any
 from auxformer.runtime.manifest import FeatureSpec, Manifest, ModelRecord, PredictionSpec, TrainingRecord
 from auxformer.runtime.profile import Profile
 from auxformer.train import checkpoint
+from auxformer.train.checkpoint import Checkpoint
 from auxformer.train.corpus import CorpusEntry, FeatureCorpus
 from auxformer.train.model import AuxFormer, count_parameters
 from auxformer.train.splits import read_splits
@@ -25,7 +26,7 @@ class Source:
     """What `auxformer-export RUN_OR_CHECKPOINT` starts from."""
 
     model: AuxFormer
-    ckpt: dict[str, Any]
+    ckpt: Checkpoint
     checkpoint_path: Path
     run_dir: Path
 
@@ -37,7 +38,7 @@ class Source:
 
     @property
     def labels(self) -> list[str]:
-        return list(self.ckpt["labels"])
+        return list(self.ckpt.run.labels)
 
     @property
     def heads(self) -> list[str]:
@@ -47,7 +48,7 @@ class Source:
     @property
     def calibration(self) -> dict[str, Any]:
         """Temperature scaling fitted on dev at the end of training (empty for older checkpoints)."""
-        return dict(self.ckpt.get("calibration") or {})
+        return self.ckpt.calibration.to_dict() if self.ckpt.calibration else {}
 
     @property
     def temperature(self) -> float:
@@ -57,7 +58,7 @@ class Source:
         """The corpus's clips that were in this run's training partition when `corpus` is the run's own
         corpus (calibrating on dev or test clips would leak them into the evaluation); else all."""
         partitions = read_splits(self.run_dir)
-        own = self.ckpt.get("corpus")
+        own = self.ckpt.run.corpus
         if not partitions or own is None or Path(own).resolve() != corpus.root.resolve():
             return list(corpus.entries)
         return [e for e in corpus.entries if partitions.get(e.clip_id) == "train"]
@@ -68,7 +69,7 @@ class Source:
 
     def manifest(self, profile: Profile, precision: str = "fp32") -> Manifest:
         cfg = self.model.cfg
-        spec = dict(self.ckpt.get("feature_spec") or {})
+        spec = dict(self.ckpt.run.feature_spec)
         test = self.metrics().get("test", {})
         return Manifest(
             labels=self.labels,
@@ -92,11 +93,11 @@ class Source:
             training=TrainingRecord(
                 run=str(self.run_dir),
                 checkpoint=str(self.checkpoint_path),
-                corpus=self.ckpt.get("corpus"),
-                epoch=self.ckpt.get("epoch"),
-                dev_loss=self.ckpt.get("dev_loss"),
-                train_config=self.ckpt.get("train_config") or {},
-                length_stats=self.ckpt.get("length_stats") or {},
+                corpus=self.ckpt.run.corpus,
+                epoch=self.ckpt.epoch,
+                dev_loss=self.ckpt.dev_loss,
+                train_config=self.ckpt.run.train_config.to_dict(),
+                length_stats=self.ckpt.run.length_stats,
                 test={k: test[k] for k in ("macro_f1", "micro_f1") if k in test},
             ),
             precision=precision,

@@ -92,7 +92,7 @@ def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
         # fail before minutes of work, not after
         raise CorpusError(f"--int8 needs --calib FEATURES, a feature corpus folder; got {request.calib}")
     source = Source.load(request.source)
-    profile = profile_from_stats(source.ckpt.get("length_stats") or {}, request.profile)
+    profile = profile_from_stats(source.ckpt.run.length_stats, request.profile)
     manifest = source.manifest(profile)
     out = request.out
 

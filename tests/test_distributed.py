@@ -61,15 +61,16 @@ def test_two_gloo_processes_equal_one_process(small_demo, tmp_path, batch_size):
     _fit(small_demo, str(tmp_path / "single"), batch_size)
     args = (2, _free_port(), str(small_demo.root), str(tmp_path / "ddp"), batch_size)
     mp.spawn(_worker, args=args, nprocs=2, join=True)
-    single = checkpoint.read(tmp_path / "single" / "last.pt")
-    ddp = checkpoint.read(tmp_path / "ddp" / "last.pt")
-    for name, tensor in single["state_dict"].items():
+    single = checkpoint.Checkpoint.load(tmp_path / "single" / "last.pt")
+    ddp = checkpoint.Checkpoint.load(tmp_path / "ddp" / "last.pt")
+    assert single.resume is not None and ddp.resume is not None and len(ddp.resume.rng) == 2
+    for name, tensor in single.state_dict.items():
         if name.endswith("key.bias"):
             # softmax ignores a key bias (same shift for every key): its gradient is pure rounding
             # noise, which Adam scales up to full-size steps, so it differs between any two runs
             continue
-        assert torch.allclose(tensor, ddp["state_dict"][name], atol=1e-4), name
-    for a, b in zip(single["state"]["history"], ddp["state"]["history"], strict=True):
+        assert torch.allclose(tensor, ddp.state_dict[name], atol=1e-4), name
+    for a, b in zip(single.resume.progress.history, ddp.resume.progress.history, strict=True):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-4 and abs(a["dev_loss"] - b["dev_loss"]) < 1e-4
 
 

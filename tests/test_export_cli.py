@@ -307,11 +307,11 @@ def test_every_option_has_help_and_the_documented_names():
 
 def test_verification_falls_back_to_synthetic_clips_without_the_corpus(run_dir):
     source = Source.load(run_dir)
-    source.ckpt["corpus"] = str(run_dir / "moved-away")
+    source.ckpt.run.corpus = str(run_dir / "moved-away")
     clip_set = verification_clips(source, max_clips=8)
     assert not clip_set.labelled and len(clip_set.clips) == 8 and "synthetic" in clip_set.source
     assert {c.video_dim for c in clip_set.clips} == {16}
-    manifest = source.manifest(profile_from_stats(source.ckpt["length_stats"]))
+    manifest = source.manifest(profile_from_stats(source.ckpt.run.length_stats))
     reference = TorchRunner(source.model, manifest)
     # synthetic clips must exercise the model: a candidate whose video projection is off fails on them
     altered = copy.deepcopy(source.model)

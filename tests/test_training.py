@@ -42,7 +42,8 @@ def test_run_writes_every_artefact(small_demo, tmp_path):
         assert set(saved[key]["per_class_f1"]) == set(small_demo.labels)
     assert len(saved["history"]) == 2
     model, ckpt = checkpoint.load_model(tmp_path)
-    assert ckpt["labels"] == small_demo.labels and ckpt["epoch"] == saved["best_epoch"]
+    assert ckpt.run.labels == small_demo.labels and ckpt.epoch == saved["best_epoch"]
+    assert ckpt.calibration is not None and ckpt.calibration.temperature == saved["calibration"]["temperature"]
     # the normalisation statistics travel inside the weights
     assert not torch.allclose(model.audio_norm.std, torch.ones(130))
     # splits are speaker independent
@@ -57,13 +58,13 @@ def test_run_writes_every_artefact(small_demo, tmp_path):
 def test_same_seed_same_run_and_resume_matches_uninterrupted(small_demo, tmp_path):
     _, straight = _train(small_demo, tmp_path / "straight", epochs=2, training="optimized")
     _, again = _train(small_demo, tmp_path / "again", epochs=2, training="optimized")
-    assert straight["history"][-1]["train_loss"] == again["history"][-1]["train_loss"]
+    assert straight.history[-1]["train_loss"] == again.history[-1]["train_loss"]
 
     _train(small_demo, tmp_path / "resumed", epochs=1, training="optimized")  # "interrupted" after epoch 1
     _, resumed = _train(small_demo, tmp_path / "resumed", epochs=2, resume=True, training="optimized")
-    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
-    a = checkpoint.read(tmp_path / "straight" / "last.pt")["state_dict"]
-    b = checkpoint.read(tmp_path / "resumed" / "last.pt")["state_dict"]
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+    a = checkpoint.Checkpoint.load(tmp_path / "straight" / "last.pt").state_dict
+    b = checkpoint.Checkpoint.load(tmp_path / "resumed" / "last.pt").state_dict
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -133,11 +134,11 @@ def test_feature_demo_beats_single_modalities(tmp_path):
         corpus, TrainConfig(epochs=3), ModelConfig(num_layers=2), tmp_path / "run", console=QUIET, progress=False
     )
     metrics = trainer.fit()
-    full = metrics["test"]["macro_f1"]
+    full = metrics.test.macro_f1
     assert full > 0.5  # chance is 1/6
-    assert full > max(metrics["test_audio_only"]["macro_f1"], metrics["test_video_only"]["macro_f1"]) + 0.1
+    assert full > max(metrics.condition("audio_only").macro_f1, metrics.condition("video_only").macro_f1) + 0.1
     # temperature scaling, fitted on dev, lowers dev ECE; the checkpoint carries the temperature
-    cal = metrics["calibration"]
-    assert cal["scores"]["dev"]["ece_after"] < cal["scores"]["dev"]["ece_before"]
-    assert checkpoint.read(tmp_path / "run")["calibration"]["temperature"] == cal["temperature"]
+    cal = metrics.calibration
+    assert cal is not None and cal.scores["dev"]["ece_after"] < cal.scores["dev"]["ece_before"]
+    assert checkpoint.Checkpoint.load(tmp_path / "run").calibration.temperature == cal.temperature
     assert (tmp_path / "run" / "reliability.png").is_file()

@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from auxformer.train.feature_cli import prepare_command
 
 from .config import MODEL_NAMES, POOLING, PREDICTION_RULES, ModelConfig, TrainConfig
+from .protocol import ProtocolConfig
 
 
 class DefaultToFit(TyperGroup):
@@ -37,6 +39,8 @@ app = typer.Typer(
 # under torchrun only the first process talks
 console = Console(quiet=os.environ.get("RANK", "0") != "0")
 
+# Every default comes from the config dataclasses; the CLI only names the demo's departures from them.
+TRAIN, MODEL, PROTOCOL = TrainConfig(), ModelConfig(), ProtocolConfig()
 # The demo trades depth for speed so a CPU user sees the whole loop in minutes.
 DEMO_LAYERS = 2
 DEMO_EPOCHS = 5
@@ -54,19 +58,26 @@ def fit(
         bool, typer.Option("--demo-features", help="train on a generated feature-level corpus (no media, fastest)")
     ] = False,
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/latest"),
-    model: Annotated[str, typer.Option(help=f"one of {', '.join(MODEL_NAMES)}")] = "auxformer",
-    training: Annotated[str, typer.Option(help="standard | optimized (modality dropout)")] = "standard",
-    dropout_per: Annotated[str, typer.Option(help="modality dropout drawn per sample | batch")] = "sample",
-    epochs: Annotated[int | None, typer.Option(help=f"epochs [default: 20, demo {DEMO_EPOCHS}]")] = None,
-    batch_size: Annotated[int, typer.Option(help="batch size")] = 32,
-    lr: Annotated[float, typer.Option(help="Adam learning rate")] = 7.25e-4,
-    layers: Annotated[int | None, typer.Option(help=f"layers per encoder [default: 5, demo {DEMO_LAYERS}]")] = None,
-    prediction: Annotated[str, typer.Option(help=f"head fusion: {' | '.join(PREDICTION_RULES)}")] = "mean_logits",
-    pooling: Annotated[str, typer.Option(help=f"clip vector: {' | '.join(POOLING)}")] = "last",
+    model: Annotated[str, typer.Option(help=f"one of {', '.join(MODEL_NAMES)}")] = TRAIN.model,
+    training: Annotated[str, typer.Option(help="standard | optimized (modality dropout)")] = TRAIN.training,
+    dropout_per: Annotated[str, typer.Option(help="modality dropout drawn per sample | batch")] = TRAIN.dropout_per,
+    epochs: Annotated[
+        int | None, typer.Option(help=f"epochs (default {TRAIN.epochs}; demo {DEMO_EPOCHS})", show_default=False)
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = TRAIN.batch_size,
+    lr: Annotated[float, typer.Option(help="Adam learning rate")] = TRAIN.lr,
+    layers: Annotated[
+        int | None,
+        typer.Option(help=f"layers per encoder (default {MODEL.num_layers}; demo {DEMO_LAYERS})", show_default=False),
+    ] = None,
+    prediction: Annotated[str, typer.Option(help=f"head fusion: {' | '.join(PREDICTION_RULES)}")] = MODEL.prediction,
+    pooling: Annotated[str, typer.Option(help=f"clip vector: {' | '.join(POOLING)}")] = MODEL.pooling,
     authors_options: Annotated[bool, typer.Option(help="shared aux MLP + 3 tied aux passes")] = False,
-    seed: Annotated[int, typer.Option(help="seed of initialisation, shuffling and dropout")] = 0,
-    split_seed: Annotated[int, typer.Option(help="seed of the speaker-independent split")] = 0,
-    threads: Annotated[int, typer.Option(help=f"torch threads (0 = torch's default; demo {DEMO_THREADS})")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of initialisation, shuffling and dropout")] = TRAIN.seed,
+    split_seed: Annotated[int, typer.Option(help="seed of the speaker-independent split")] = TRAIN.split_seed,
+    threads: Annotated[
+        int, typer.Option(help=f"torch threads (0 = torch's default; demo {DEMO_THREADS})")
+    ] = TRAIN.num_threads,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (under torchrun: one GPU per process)")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
@@ -74,6 +85,7 @@ def fit(
     """Train one model and evaluate it on the test set (full, audio-only, video-only)."""
     from auxformer.train.corpus import FeatureCorpus
 
+    from .checkpoint import CheckpointError
     from .report import print_summary
     from .trainer import Trainer
 
@@ -85,15 +97,17 @@ def fit(
             model=model,
             training=training,
             dropout_per=dropout_per,
-            epochs=epochs or (DEMO_EPOCHS if demo else 20),
+            epochs=epochs or (DEMO_EPOCHS if demo else TRAIN.epochs),
             batch_size=batch_size,
             lr=lr,
             seed=seed,
             split_seed=split_seed,
-            num_threads=threads or (DEMO_THREADS if demo else 0),
+            num_threads=threads or (DEMO_THREADS if demo else TRAIN.num_threads),
         )
         base = ModelConfig.authors if authors_options else ModelConfig
-        model_cfg = base(num_layers=layers or (DEMO_LAYERS if demo else 5), prediction=prediction, pooling=pooling)
+        model_cfg = base(
+            num_layers=layers or (DEMO_LAYERS if demo else MODEL.num_layers), prediction=prediction, pooling=pooling
+        )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
 
@@ -111,16 +125,25 @@ def fit(
     else:
         data = FeatureCorpus.open(corpus)
     trainer = Trainer(data, train_cfg, model_cfg, out, console=console, progress=progress, device=device)
-    parts = trainer.info["partition_sizes"]
+    parts = trainer.info.partition_sizes
     console.print(
-        f"[bold]{model}[/] ({trainer.info['parameters'] / 1e6:.2f} M parameters, "
+        f"[bold]{model}[/] ({trainer.info.parameters / 1e6:.2f} M parameters, "
         f"{model_cfg.num_layers} layers), {training} training; clips train/dev/test "
         f"{parts['train']}/{parts['dev']}/{parts['test']}"
     )
-    metrics = trainer.fit(resume=resume)
-    if metrics:  # the main process evaluates and reports
+    try:
+        metrics = trainer.fit(resume=resume)
+    except CheckpointError as err:
+        _refuse(err)
+    if metrics is not None:  # the main process evaluates and reports
         print_summary(metrics, console, str(out))
     console.print(f"done in {time.perf_counter() - t0:.0f}s")
+
+
+def _refuse(err: Exception) -> NoReturn:
+    """A checkpoint this version will not read: its message, without a traceback."""
+    console.print(f"[red]auxformer-train: {escape(str(err))}[/]")
+    raise typer.Exit(1) from err
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -132,17 +155,23 @@ def protocol(
     corpus: Annotated[Path | None, typer.Option(help="feature corpus folder")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="a small generated demo corpus (fast settings)")] = False,
     out: Annotated[Path, typer.Option(help="protocol folder (resumable)")] = Path("runs/protocol"),
-    runs: Annotated[int, typer.Option(help="random speaker-independent splits")] = 20,
-    models: Annotated[
-        str, typer.Option(help="comma-separated models")
-    ] = "auxformer,baseline1,mult,audio_only,video_only",
-    training: Annotated[str, typer.Option(help="comma-separated: standard,optimized")] = "standard,optimized",
-    epochs: Annotated[int | None, typer.Option(help=f"epochs per job [default: 20, demo {DEMO_EPOCHS}]")] = None,
-    layers: Annotated[int | None, typer.Option(help=f"layers per encoder [default: 5, demo {DEMO_LAYERS}]")] = None,
-    batch_size: Annotated[int, typer.Option(help="batch size")] = 32,
-    seed: Annotated[int, typer.Option(help="run i uses seed + i for its split and initialisation")] = 0,
-    workers: Annotated[int, typer.Option(help="parallel training processes (threads are shared out)")] = 1,
-    device: Annotated[str, typer.Option(help="cpu | cuda (jobs share out the GPUs) | cuda:N")] = "cpu",
+    runs: Annotated[int, typer.Option(help="random speaker-independent splits")] = PROTOCOL.runs,
+    models: Annotated[str, typer.Option(help="comma-separated models")] = ",".join(PROTOCOL.models),
+    training: Annotated[str, typer.Option(help="comma-separated: standard,optimized")] = ",".join(PROTOCOL.trainings),
+    epochs: Annotated[
+        int | None,
+        typer.Option(help=f"epochs per job (default {PROTOCOL.epochs}; demo {DEMO_EPOCHS})", show_default=False),
+    ] = None,
+    layers: Annotated[
+        int | None,
+        typer.Option(help=f"layers per encoder (default {PROTOCOL.layers}; demo {DEMO_LAYERS})", show_default=False),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = PROTOCOL.batch_size,
+    seed: Annotated[int, typer.Option(help="run i uses seed + i for its split and initialisation")] = PROTOCOL.seed,
+    workers: Annotated[
+        int, typer.Option(help="parallel training processes (threads are shared out)")
+    ] = PROTOCOL.workers,
+    device: Annotated[str, typer.Option(help="cpu | cuda (jobs share out the GPUs) | cuda:N")] = PROTOCOL.device,
 ) -> None:
     """The paper's protocol: N random speaker-independent splits, every model on the same splits;
     writes results.csv, summary.md (Tables 1-2 layout with paired t-tests), robustness.png, boxplot.png."""
@@ -150,7 +179,8 @@ def protocol(
 
     from auxformer.train.corpus import FeatureCorpus
 
-    from .protocol import ProtocolConfig, run_protocol
+    from .checkpoint import CheckpointError
+    from .protocol import run_protocol
     from .protocol_report import claims, write_report
 
     if demo == (corpus is not None):
@@ -160,8 +190,8 @@ def protocol(
             runs=runs,
             models=_csv(models),
             trainings=_csv(training),
-            epochs=epochs or (DEMO_EPOCHS if demo else 20),
-            layers=layers or (DEMO_LAYERS if demo else 5),
+            epochs=epochs or (DEMO_EPOCHS if demo else PROTOCOL.epochs),
+            layers=layers or (DEMO_LAYERS if demo else PROTOCOL.layers),
             batch_size=batch_size,
             seed=seed,
             workers=workers,
@@ -181,6 +211,8 @@ def protocol(
     )
     try:
         rows = run_protocol(data.root, cfg, out, console)
+    except CheckpointError as err:
+        _refuse(err)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
     write_report(out, rows, title=f"Protocol on {data.root}")

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from auxformer.common import atomic
 
 from .config import MODEL_NAMES, ModelConfig, TrainConfig
-from .trainer import CONDITIONS
+from .run_metrics import CONDITIONS, METRICS_FILE, RunMetrics
 
 UNIMODAL = ("audio_only", "video_only")
 RESULT_COLUMNS = ("run", "seed", "model", "training", "condition", "macro_f1", "micro_f1")
@@ -33,11 +33,12 @@ RESULT_COLUMNS = ("run", "seed", "model", "training", "condition", "macro_f1", "
 @dataclass(frozen=True)
 class ProtocolConfig:
     runs: int = 20
-    models: tuple[str, ...] = ("auxformer", "baseline1", "mult", "audio_only", "video_only")
+    models: tuple[str, ...] = MODEL_NAMES
     trainings: tuple[str, ...] = ("standard", "optimized")
-    epochs: int = 20
-    layers: int = 5
-    batch_size: int = 32
+    # the training defaults, from the configs that own them
+    epochs: int = TrainConfig.epochs
+    layers: int = ModelConfig.num_layers
+    batch_size: int = TrainConfig.batch_size
     seed: int = 0
     workers: int = 1
     device: str = "cpu"  # "cuda": jobs share out the GPUs (spread by a hash of the job's folder)
@@ -97,7 +98,7 @@ def job_configs(cfg: ProtocolConfig, job: Job) -> tuple[TrainConfig, ModelConfig
     return train, ModelConfig(**{"num_layers": cfg.layers, **cfg.model_overrides})
 
 
-def run_job(corpus_root: str, cfg: ProtocolConfig, job: Job, out: str, threads: int) -> dict[str, Any]:
+def run_job(corpus_root: str, cfg: ProtocolConfig, job: Job, out: str, threads: int) -> RunMetrics:
     """Train and evaluate one job (in this process or a worker); resumes an interrupted one."""
     import torch
 
@@ -119,14 +120,15 @@ def run_job(corpus_root: str, cfg: ProtocolConfig, job: Job, out: str, threads: 
         progress=False,
         device=device,
     )
-    return trainer.fit(resume=True)
+    metrics = trainer.fit(resume=True)
+    assert metrics is not None  # one process: it is the main one
+    return metrics
 
 
-def result_rows(job: Job, metrics: dict[str, Any]) -> list[dict[str, Any]]:
+def result_rows(job: Job, metrics: RunMetrics) -> list[dict[str, Any]]:
     rows = []
     for condition in CONDITIONS:
-        key = "test" if condition == "full" else f"test_{condition}"
-        r = metrics[key]
+        r = metrics.condition(condition)
         rows.append(
             {
                 "run": job.run,
@@ -134,9 +136,9 @@ def result_rows(job: Job, metrics: dict[str, Any]) -> list[dict[str, Any]]:
                 "model": job.model,
                 "training": job.training,
                 "condition": condition,
-                "macro_f1": r["macro_f1"],
-                "micro_f1": r["micro_f1"],
-                **{f"f1_{label}": f for label, f in r["per_class_f1"].items()},
+                "macro_f1": r.macro_f1,
+                "micro_f1": r.micro_f1,
+                **{f"f1_{label}": f for label, f in r.per_class_f1.items()},
             }
         )
     return rows
@@ -145,9 +147,8 @@ def result_rows(job: Job, metrics: dict[str, Any]) -> list[dict[str, Any]]:
 def collect(out: Path, jobs: list[Job]) -> list[dict[str, Any]]:
     rows = []
     for job in jobs:
-        path = out / job.folder / "metrics.json"
-        if path.is_file():
-            rows += result_rows(job, json.loads(path.read_text()))
+        if (out / job.folder / METRICS_FILE).is_file():
+            rows += result_rows(job, RunMetrics.load(out / job.folder))
     return rows
 
 
@@ -188,7 +189,7 @@ def run_protocol(
     out.mkdir(parents=True, exist_ok=True)
     check_resumable(out, cfg, str(corpus_root))
     jobs = plan(cfg)
-    pending = [j for j in jobs if not (out / j.folder / "metrics.json").is_file()]
+    pending = [j for j in jobs if not (out / j.folder / METRICS_FILE).is_file()]
     if len(pending) < len(jobs):
         console.print(f"resuming: {len(jobs) - len(pending)} of {len(jobs)} jobs already done")
     threads = max(1, (os.cpu_count() or 1) // cfg.workers)
@@ -196,11 +197,11 @@ def run_protocol(
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("protocol", total=len(jobs), completed=len(jobs) - len(pending))
 
-        def done(job: Job, metrics: dict[str, Any]) -> None:
+        def done(job: Job, metrics: RunMetrics) -> None:
             progress.advance(task)
             progress.console.print(
                 f"run {job.run + 1} of {cfg.runs}  {job.model:<10} {job.training:<9} "
-                f"test macro-F1 {metrics['test']['macro_f1']:.3f}"
+                f"test macro-F1 {metrics.test.macro_f1:.3f}"
             )
             write_results(out, collect(out, jobs))
             if on_job:

@@ -18,6 +18,7 @@ from auxformer.common import atomic
 from auxformer.common.optional import require
 
 from . import plots
+from .run_metrics import CONDITION_NAMES
 
 NAMES = {
     "auxformer": "AuxFormer",
@@ -26,7 +27,6 @@ NAMES = {
     "audio_only": "Audio-only network",
     "video_only": "Video-only network",
 }
-CONDITION_NAMES = {"full": "audio + video", "audio_only": "audio only", "video_only": "video only"}
 ALPHA = 0.05
 # The paper's Tables 1 and 2 (micro, macro): a reference for real corpora, not for the demo.
 PAPER = {

@@ -9,102 +9,31 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from auxformer.calibration.temperature import calibrate
+from auxformer.calibration.temperature import CalibrationReport, calibrate
 from auxformer.common import atomic
-from auxformer.common.metrics import classification_report
 from auxformer.train.corpus import FeatureCorpus
 
 from . import checkpoint, distributed, modality_dropout, plots
+from .checkpoint import Checkpoint, ResumeState, RunInfo, TrainState
 from .config import ModelConfig, TrainConfig
-from .data import Batch, ClipDataset, normalization_stats
-from .model import AuxFormer, build_model, count_parameters
+from .data import ClipDataset, normalization_stats
+from .evaluation import evaluate
+from .loss import multitask_loss
+from .model import build_model, count_parameters
+from .rng_state import RngState
+from .run_metrics import CONDITIONS, Evaluation, RunMetrics, condition_key
 from .splits import PARTITIONS, speaker_split
-
-# test condition -> modality removed from every test clip
-CONDITIONS: dict[str, str | None] = {"full": None, "audio_only": "video", "video_only": "audio"}
-
-
-@dataclass
-class TrainState:
-    epoch: int = 0  # epochs finished
-    best_dev_loss: float = math.inf
-    best_epoch: int | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
-def head_weight(weights: dict[str, float], head: str) -> float:
-    # a unimodal network's main head takes the fusion head's weight
-    return weights.get(head, weights.get("av", 1.0)) if head == "main" else weights.get(head, 0.0)
-
-
-def multitask_loss(
-    model: AuxFormer,
-    heads: dict[str, torch.Tensor],
-    batch: Batch,
-    weights: dict[str, float],
-    denominator: float | None = None,
-) -> torch.Tensor:
-    """Weighted cross-entropy of every head, summed over clips and divided by `denominator` (default:
-    the batch size). A head whose modalities are all missing for a clip (dropped or absent) gets no
-    loss for that clip, since it has nothing to learn from."""
-    present = model.head_present({"audio": batch.audio_mask, "video": batch.video_mask})
-    total = torch.zeros((), device=batch.labels.device)
-    for name, logits in heads.items():
-        ce = F.cross_entropy(logits, batch.labels, reduction="none")
-        total = total + head_weight(weights, name) * (ce * present[name]).sum()
-    return total / (denominator or len(batch.labels))
-
-
-@torch.no_grad()
-def evaluate(
-    model: AuxFormer,
-    dataset: ClipDataset,
-    labels: list[str],
-    weights: dict[str, float],
-    batch_size: int,
-    missing: str | None = None,
-) -> dict[str, Any]:
-    """Loss and metrics of the fused prediction and of each head, with `missing` removed."""
-    model.eval()
-    device = next(model.parameters()).device
-    fused, heads, targets, loss_sum = [], {}, [], 0.0
-    for batch in dataset.loader(batch_size):
-        batch = batch.without(missing).to(device)
-        out = model(*batch.inputs())
-        loss_sum += float(multitask_loss(model, out.heads, batch, weights)) * len(batch.labels)
-        fused.append(out.logits.cpu())
-        for name, logits in out.heads.items():
-            heads.setdefault(name, []).append(logits.cpu())
-        targets.append(batch.labels.cpu())
-    y = torch.cat(targets).numpy()
-    logits = torch.cat(fused)
-    report = classification_report(y, logits.argmax(1).numpy(), labels)
-    report["loss"] = loss_sum / len(y)
-    report["heads"] = {
-        name: {
-            k: v
-            for k, v in classification_report(y, torch.cat(h).argmax(1).numpy(), labels).items()
-            if k in ("macro_f1", "micro_f1")
-        }
-        for name, h in heads.items()
-    }
-    report["logits"] = logits.numpy()
-    report["head_logits"] = {name: torch.cat(h).numpy() for name, h in heads.items()}
-    report["labels"] = y
-    return report
 
 
 class Trainer:
@@ -156,90 +85,73 @@ class Trainer:
 
     # -- persistence -----------------------------------------------------------------------------
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "model_name": self.cfg.model,
-            "model_config": self.model_cfg.to_dict(),
-            "train_config": self.cfg.to_dict(),
-            "labels": self.labels,
-            "corpus": str(self.corpus.root.resolve()),  # export finds it from any working folder
-            "feature_spec": {k: v for k, v in self.corpus.metadata.items() if k != "labels"},
-            "length_stats": length_stats(self.corpus, self.parts["train"]),
-            "parameters": count_parameters(self.model),
-            "partition_sizes": {p: len(self.parts[p]) for p in PARTITIONS},
-        }
+    def describe(self) -> RunInfo:
+        return RunInfo(
+            model_name=self.cfg.model,
+            model_config=self.model_cfg,
+            train_config=self.cfg,
+            labels=self.labels,
+            corpus=str(self.corpus.root.resolve()),  # export finds it from any working folder
+            feature_spec={k: v for k, v in self.corpus.metadata.items() if k != "labels"},
+            length_stats=length_stats(self.corpus, self.parts["train"]),
+            parameters=count_parameters(self.model),
+            partition_sizes={p: len(self.parts[p]) for p in PARTITIONS},
+        )
 
-    def rng_states(self) -> list[dict[str, Any]]:
+    def rng_states(self) -> list[RngState]:
         """Every process's random state (called by all of them): in-model dropout draws differ per
         process, so an exact resume needs each one's, the GPU generator's too."""
-        state = {
-            "torch": torch.get_rng_state(),
-            "shuffle": self.shuffle_rng.get_state(),
-            "dropout": self.dropout_rng.get_state(),
-        }
-        if self.dist.device.type == "cuda":
-            state["cuda"] = torch.cuda.get_rng_state(self.dist.device)
+        state = RngState.capture(self.shuffle_rng, self.dropout_rng, self.dist.device)
         if not self.dist.distributed:
             return [state]
         gathered: list[Any] = [None] * self.dist.world_size
         torch.distributed.all_gather_object(gathered, state)
         return gathered
 
-    def save_last(self, rngs: list[dict[str, Any]]) -> None:
-        checkpoint.save(
-            self.out / checkpoint.LAST,
-            {
-                **self.info,
-                "state_dict": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "rng": rngs,  # one per process
-                "state": self.state.__dict__,
-            },
+    def save_last(self, rngs: list[RngState]) -> None:
+        resume = ResumeState(
+            progress=self.state,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            rng=rngs,
         )
+        Checkpoint(self.info, self.model.state_dict(), resume=resume).save(self.out / checkpoint.LAST)
 
     def save_best(self, dev_loss: float) -> None:
-        checkpoint.save(
-            self.out / checkpoint.BEST,
-            {
-                **self.info,
-                "state_dict": self.model.state_dict(),
-                "epoch": self.state.epoch,
-                "dev_loss": dev_loss,
-            },
+        Checkpoint(self.info, self.model.state_dict(), epoch=self.state.epoch, dev_loss=dev_loss).save(
+            self.out / checkpoint.BEST
         )
 
     def restore(self) -> bool:
         path = self.out / checkpoint.LAST
         if not path.is_file():
             return False
-        ckpt = checkpoint.read(path)
+        ckpt = Checkpoint.load(path)
+        if ckpt.resume is None:
+            raise checkpoint.CheckpointError(f"{path} holds no training state to resume from")
         # only the epoch budget may change between a run and its resumption
-        same_training = {**ckpt["train_config"], "epochs": self.cfg.epochs} == self.cfg.to_dict()
-        if not same_training or ckpt["model_config"] != self.model_cfg.to_dict():
+        same_training = replace(ckpt.run.train_config, epochs=self.cfg.epochs) == self.cfg
+        if not same_training or ckpt.run.model_config != self.model_cfg:
             raise checkpoint.CheckpointError(
                 f"{path} was written with a different configuration; use a new --out folder"
             )
-        self.model.load_state_dict(ckpt["state_dict"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        rngs = ckpt["rng"]
+        self.model.load_state_dict(ckpt.state_dict)
+        self.optimizer.load_state_dict(ckpt.resume.optimizer)
+        self.scheduler.load_state_dict(ckpt.resume.scheduler)
+        rngs = ckpt.resume.rng
         if len(rngs) != self.dist.world_size:
             self.console.print(
                 f"[yellow]resuming with {self.dist.world_size} processes, not {len(rngs)}: "
                 "in-model dropout draws will differ from an uninterrupted run[/]"
             )
-        rng = rngs[self.dist.rank if len(rngs) == self.dist.world_size else 0]
-        torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and self.dist.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.dist.device)
-        self.shuffle_rng.set_state(rng["shuffle"])
-        self.dropout_rng.set_state(rng["dropout"])
-        self.state = TrainState(**ckpt["state"])
+        rngs[self.dist.rank if len(rngs) == self.dist.world_size else 0].restore(
+            self.shuffle_rng, self.dropout_rng, self.dist.device
+        )
+        self.state = ckpt.resume.progress
         return True
 
     def write_run_files(self) -> None:
-        atomic.write_json(self.out / "config.json", self.info)
+        atomic.write_json(self.out / "config.json", self.info.to_dict())
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["clip_id", "speaker", "label", "partition"])
@@ -288,7 +200,9 @@ class Trainer:
             total = float(summed.item())
         return total / max(n, 1)
 
-    def fit(self, resume: bool = False) -> dict[str, Any]:
+    def fit(self, resume: bool = False) -> RunMetrics | None:
+        """Train (continuing the run in `out` if `resume`), then evaluate; the metrics on the main
+        process, None on the others."""
         self.out.mkdir(parents=True, exist_ok=True)
         if resume and self.restore():
             self.console.print(f"[bold]resuming[/] {self.out} after epoch {self.state.epoch}")
@@ -306,35 +220,35 @@ class Trainer:
                 t0 = time.perf_counter()
                 train_loss = self.train_epoch(progress, task)
                 report = evaluate(self.model, dev, self.labels, self.cfg.loss_weights, self.cfg.batch_size)
-                self.scheduler.step(report["loss"])
+                self.scheduler.step(report.loss)
                 self.state.epoch = epoch
                 self.state.history.append(
                     {
                         "epoch": epoch,
                         "train_loss": train_loss,
-                        "dev_loss": report["loss"],
-                        "dev_macro_f1": report["macro_f1"],
+                        "dev_loss": report.loss,
+                        "dev_macro_f1": report.macro_f1,
                         "lr": self.optimizer.param_groups[0]["lr"],
                         "seconds": time.perf_counter() - t0,
                     }
                 )
-                improved = report["loss"] < self.state.best_dev_loss
+                improved = report.loss < self.state.best_dev_loss
                 if improved:
-                    self.state.best_dev_loss, self.state.best_epoch = report["loss"], epoch
+                    self.state.best_dev_loss, self.state.best_epoch = report.loss, epoch
                 rngs = self.rng_states()
                 if self.dist.is_main:  # every process holds the same weights; one writes them
                     if improved:
-                        self.save_best(report["loss"])
+                        self.save_best(report.loss)
                     self.save_last(rngs)
                 self.dist.barrier()
                 if progress:
                     progress.remove_task(task)
                 self.console.print(
-                    f"epoch {epoch:>3}  train loss {train_loss:.4f}  dev loss {report['loss']:.4f}  "
-                    f"dev macro-F1 {report['macro_f1']:.3f}  lr {self.optimizer.param_groups[0]['lr']:.2e}"
+                    f"epoch {epoch:>3}  train loss {train_loss:.4f}  dev loss {report.loss:.4f}  "
+                    f"dev macro-F1 {report.macro_f1:.3f}  lr {self.optimizer.param_groups[0]['lr']:.2e}"
                     f"  {time.perf_counter() - t0:5.1f}s{'  *best' if improved else ''}"
                 )
-        metrics = self.finish() if self.dist.is_main else {}
+        metrics = self.finish() if self.dist.is_main else None
         distributed.teardown(self.dist)
         return metrics
 
@@ -348,35 +262,32 @@ class Trainer:
         ]
         return Progress(*columns, console=self.console, transient=True, disable=not self.show_progress)
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self) -> RunMetrics:
         """Evaluate the best checkpoint on dev and on test under each condition; write metrics and plots."""
         model, _ = checkpoint.load_model(self.out)
         model.to(self.dist.device)
         bs, w = self.cfg.batch_size, self.cfg.loss_weights
-        metrics: dict[str, Any] = {
-            "model": self.cfg.model,
-            "training": self.cfg.training,
-            "labels": self.labels,
-            "best_epoch": self.state.best_epoch,
-            "epochs": self.state.epoch,
-            "parameters": count_parameters(model),
-            "history": self.state.history,
-        }
-        reports = {}
+        evaluations: dict[str, Evaluation] = {}
         if "dev" in self.data:
-            reports["dev"] = evaluate(model, self.data["dev"], self.labels, w, bs)
+            evaluations["dev"] = evaluate(model, self.data["dev"], self.labels, w, bs)
         for condition, missing in CONDITIONS.items():
-            key = "test" if missing is None else f"test_{condition}"
-            reports[key] = evaluate(model, self.data["test"], self.labels, w, bs, missing)
-        metrics.update({key: _public(r) for key, r in reports.items()})
-        if "dev" in reports:
-            metrics["calibration"] = self.calibrate(reports["dev"], reports["test"])
-        atomic.write_json(self.out / "metrics.json", metrics)
+            evaluations[condition_key(condition)] = evaluate(model, self.data["test"], self.labels, w, bs, missing)
+        metrics = RunMetrics(
+            model=self.cfg.model,
+            training=self.cfg.training,
+            labels=self.labels,
+            best_epoch=self.state.best_epoch,
+            epochs=self.state.epoch,
+            parameters=count_parameters(model),
+            history=self.state.history,
+            evaluations=evaluations,
+        )
+        if "dev" in evaluations:
+            metrics.calibration = self.calibrate(evaluations["dev"], evaluations["test"])
+        metrics.save(self.out)
         plots.save_figure(
             plots.confusion_matrix_figure(
-                metrics["test"]["confusion"],
-                self.labels,
-                f"{self.cfg.model} test (macro-F1 {metrics['test']['macro_f1']:.3f})",
+                metrics.test.confusion, self.labels, f"{self.cfg.model} test (macro-F1 {metrics.test.macro_f1:.3f})"
             ),
             self.out / "confusion_matrix.png",
         )
@@ -385,29 +296,21 @@ class Trainer:
         )
         return metrics
 
-    def calibrate(self, dev: dict[str, Any], test: dict[str, Any]) -> dict[str, Any]:
+    def calibrate(self, dev: Evaluation, test: Evaluation) -> CalibrationReport:
         """Temperature scaling fitted on dev; stored in the checkpoint (export puts it into the
         manifest, the runtime applies it) with ECE / NLL before and after, and a reliability diagram."""
-        report = calibrate(
-            dev["logits"], dev["labels"], dev["head_logits"], evaluation={"test": (test["logits"], test["labels"])}
-        )
-        ckpt = checkpoint.read(self.out / checkpoint.BEST)
-        checkpoint.save(self.out / checkpoint.BEST, {**ckpt, "calibration": report.to_dict()})
+        assert dev.outputs is not None and test.outputs is not None  # fresh evaluations carry them
+        d, t = dev.outputs, test.outputs
+        report = calibrate(d.logits, d.targets, d.head_logits, evaluation={"test": (t.logits, t.targets)})
+        best = Checkpoint.load(self.out / checkpoint.BEST)
+        replace(best, calibration=report).save(self.out / checkpoint.BEST)
         plots.save_figure(
             plots.reliability_figure(
-                {"dev (T fitted here)": (dev["logits"], dev["labels"]), "test": (test["logits"], test["labels"])},
-                report.temperature,
+                {"dev (T fitted here)": (d.logits, d.targets), "test": (t.logits, t.targets)}, report.temperature
             ),
             self.out / "reliability.png",
         )
-        return report.to_dict()
-
-
-PRIVATE = ("logits", "head_logits", "labels")  # arrays evaluate() returns for calibration, not for metrics.json
-
-
-def _public(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in report.items() if k not in PRIVATE}
+        return report
 
 
 def length_stats(corpus: FeatureCorpus, entries: list[Any]) -> dict[str, dict[str, int]]:
@@ -425,7 +328,3 @@ def length_stats(corpus: FeatureCorpus, entries: list[Any]) -> dict[str, dict[st
             "max": int(arr.max()),
         }
     return out
-
-
-def load_metrics(run: str | Path) -> dict[str, Any]:
-    return json.loads((Path(run) / "metrics.json").read_text())
