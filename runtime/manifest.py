@@ -277,6 +277,8 @@ def _value(value: Any, hint: Any, where: str) -> Any:
         (inner,) = [a for a in args if a is not type(None)]
         return _value(value, inner, where)
     if hint is Profile:
+        if value == {}:  # "not stated", as the first release wrote it
+            return None
         try:
             return Profile.from_dict(value)
         except ProfileError as err:

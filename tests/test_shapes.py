@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from auxformer.export.shapes import ProfileOverrides, profile_from_stats
-from auxformer.runtime.manifest import Manifest, ManifestError
+from auxformer.runtime.manifest import FeatureSpec, Manifest, ManifestError, ModelRecord, PredictionSpec
 from auxformer.runtime.profile import Profile, ProfileError, Range, batch_shape
 
 ENGINE = Profile(batch=Range(2, 4, 8), audio_len=Range(4, 64, 100), video_len=Range(3, 20, 50))
@@ -79,8 +79,14 @@ def test_fit_pads_a_batch_up_to_the_minimum_with_masked_padding():
 
 
 def _manifest_json(shapes) -> str:
-    data = {"schema": "auxformer-manifest/1", "labels": ["a", "b"], "features": {"video_dim": 16}, "model": {}}
-    return json.dumps({**data, "heads": [], "shapes": shapes})
+    manifest = Manifest(
+        labels=["a", "b"],
+        features=FeatureSpec(audio_dim=130, video_dim=16),
+        model=ModelRecord("auxformer", {}),
+        heads=["av"],
+        prediction=PredictionSpec("mean_logits", {"av": ("audio", "video")}),
+    )
+    return json.dumps({**json.loads(manifest.to_json()), "shapes": shapes})
 
 
 def test_the_manifest_carries_a_profile_under_shapes():

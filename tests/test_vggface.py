@@ -20,7 +20,7 @@ from rich.console import Console
 from auxformer.export.onnx_export import ExportError
 from auxformer.export.pipeline import FACE_ENCODER_FILE, ExportOutcome, ExportRequest, export_face_encoder
 from auxformer.runtime.features import FeatureSettings, extract
-from auxformer.runtime.manifest import Manifest
+from auxformer.runtime.manifest import FeatureSpec, Manifest, ModelRecord, PredictionSpec
 from auxformer.runtime.media.torch_state import StateDictError, read_state_dict
 from auxformer.runtime.media.vggface import CONV_BLOCKS, PREPROCESS, VggFace, conv_names, ensure_onnx
 
@@ -97,12 +97,12 @@ def test_vggface_embedder_in_the_front_end(weights, tmp_path):
 def vggface_manifest(video_dim: int, preprocess: str = "unit") -> Manifest:
     """What Source.manifest records for a model trained on vggface features."""
     settings = FeatureSettings(video_embedder="vggface", vggface_preprocess=preprocess)
-    features = {"audio_dim": 130, "video_dim": video_dim, "video_embedder": "vggface"}
     return Manifest(
         labels=["a", "b"],
-        features={**features, "settings": {"feature_settings": settings.to_dict()}},
-        model={},
+        features=FeatureSpec(audio_dim=130, video_dim=video_dim, video_embedder="vggface", settings=settings.to_dict()),
+        model=ModelRecord("auxformer", {}),
         heads=["av"],
+        prediction=PredictionSpec("mean_logits", {"av": ("audio", "video")}),
     )
 
 
