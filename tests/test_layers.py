@@ -40,19 +40,24 @@ def test_contracts_hold(tmp_path):
     assert "BROKEN" not in result.stdout
 
 
-def test_runtime_importing_training_breaks_the_layers(tmp_path):
+@pytest.mark.parametrize(
+    ("planted", "broken"),
+    [
+        ({"session.py": "import auxformer.train"}, "auxformer.runtime is not allowed to import auxformer.train"),
+        ({"prediction.py": "import torch"}, "auxformer.runtime.prediction -> torch"),
+        (  # session -> a new module -> session
+            {"session.py": "from . import fallback", "fallback.py": "from . import session"},
+            "No cycles are allowed in auxformer.runtime",
+        ),
+    ],
+    ids=["upward import", "torch in the runtime", "cycle"],
+)
+def test_a_planted_import_breaks_a_contract(tmp_path, planted, broken):
     tree = copy_tree(tmp_path)
-    session = tree / "_pkg" / "auxformer" / "runtime" / "session.py"
-    session.write_text(session.read_text() + "\nimport auxformer.train  # planted\n")
+    runtime = tree / "_pkg" / "auxformer" / "runtime"
+    for module, line in planted.items():
+        path = runtime / module
+        path.write_text((path.read_text() if path.exists() else "") + f"\n{line}  # planted\n")
     result = lint(tree)
     assert result.returncode != 0
-    assert "auxformer.runtime is not allowed to import auxformer.train" in result.stdout
-
-
-def test_runtime_importing_torch_breaks_the_contract(tmp_path):
-    tree = copy_tree(tmp_path)
-    prediction = tree / "_pkg" / "auxformer" / "runtime" / "prediction.py"
-    prediction.write_text(prediction.read_text() + "\nimport torch  # planted\n")
-    result = lint(tree)
-    assert result.returncode != 0
-    assert "auxformer.runtime.prediction -> torch" in result.stdout
+    assert broken in result.stdout
