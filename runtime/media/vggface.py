@@ -23,6 +23,7 @@ from auxformer.common import atomic
 from auxformer.common.optional import require
 
 from ..hashing import cache_root, file_digest
+from ..onnxruntime_runner import OnnxRuntimeOptions, inference_session
 from .torch_state import read_state_dict
 
 WEIGHTS_HELP = (
@@ -147,11 +148,10 @@ class VggFace:
         if not weights or not Path(weights).is_file():
             raise FileNotFoundError(WEIGHTS_HELP + (f" (not found: {weights})" if weights else ""))
         ort = require("onnxruntime")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
         path = ensure_onnx(weights, preprocess)
-        self.session = ort.InferenceSession(str(path), options, providers=session_providers(ort, providers))
+        # made like every other onnxruntime session of the package; extraction workers run one thread each
+        options = OnnxRuntimeOptions(providers=session_providers(ort, providers), threads=threads)
+        self.session = inference_session(path, options=options)
         self.dim = int(self.session.get_outputs()[0].shape[1])
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
