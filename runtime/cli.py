@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -13,13 +14,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from auxformer.common.optional import MissingDependency
 
 from .infer import INPUT_SUFFIXES, InferOptions, find_inputs, make_jobs, run
+from .interrupt import Interrupted, interruptible
 from .manifest import ManifestError
-from .results import CSV, JSONL
+from .out_folder import claim
+from .results import CSV, JSONL, OutputError
 from .runner import DEVICES_HELP, RunnerError
 from .session import DEFAULT_BATCH_SIZE, Session
 
-EXIT_CODES = """Exit codes: 0 every file has a row (clips that could not be predicted say why in theirs);
-1 no input files found; 2 bad usage or a model / front end that cannot run these clips."""
+EXIT_CODES = f"""Exit codes: 0 every file has a row (clips that could not be predicted say why in theirs);
+1 no input files found; 2 bad usage or a model / front end that cannot run these clips;
+3 --out refused before any work: not writable, full, in use by another run, or holding an earlier run's
+rows without --resume; 4 writing to --out failed mid-run (the rows written before are kept: rerun with
+--resume); 130 / 143 stopped by SIGINT / SIGTERM (the rows written so far are kept and {CSV} matches
+them: rerun with --resume to finish)."""
 
 app = typer.Typer(
     help="Batched emotion recognition on video and audio clips with an exported AuxFormer.",
@@ -49,7 +56,12 @@ def infer(
     missing: Annotated[
         Modality | None, typer.Option(help="remove this modality from every clip (robustness checks)")
     ] = None,
-    out: Annotated[Path, typer.Option(help=f"folder for {JSONL} and {CSV}")] = Path("predictions"),
+    out: Annotated[
+        Path, typer.Option(help=f"folder for {JSONL} (appended batch by batch) and {CSV}; locked for the run")
+    ] = Path("predictions"),
+    resume: Annotated[
+        bool, typer.Option(help=f"keep the rows already in OUT/{JSONL} and predict only the files without one")
+    ] = False,
     device: Annotated[str, typer.Option(help=DEVICES_HELP)] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="onnxruntime intra-op threads (0: its default)")] = 0,
     cache: Annotated[bool, typer.Option(help="reuse features of files seen before (keyed by content)")] = True,
@@ -62,48 +74,64 @@ def infer(
     console = Console()
     if (model is None) == (engine is None):
         raise typer.BadParameter("give exactly one of --model model.onnx or --engine model.plan", param_hint="--model")
-    files, skipped = find_inputs(inputs)
-    if not files:
-        console.print(f"no clips found under {', '.join(map(str, inputs))} ({skipped} other files)")
-        raise typer.Exit(1)
-    jobs = make_jobs(files, inputs)
     options = InferOptions(
         batch_size=batch_size,
         workers=workers,
         missing=missing.value if missing else None,
         cache=cache,
         cache_dir=cache_dir,
+        resume=resume,
     )
     try:
-        session = Session.load(
-            model or engine,  # type: ignore[arg-type]
-            backend="onnxruntime" if model else "tensorrt",
-            device=device,
-            threads=threads,
+        with interruptible(), contextlib.ExitStack() as stack:
+            files, skipped = find_inputs(inputs)
+            if not files:
+                console.print(f"no clips found under {', '.join(map(str, inputs))} ({skipped} other files)")
+                raise typer.Exit(1)
+            jobs = make_jobs(files, inputs)
+            try:
+                folder = stack.enter_context(claim(out, resume))
+            except OutputError as err:
+                _exit(console, err, 3)
+            try:
+                session = Session.load(
+                    model or engine,  # type: ignore[arg-type]
+                    backend="onnxruntime" if model else "tensorrt",
+                    device=device,
+                    threads=threads,
+                )
+            except (ManifestError, MissingDependency, RunnerError, ValueError, FileNotFoundError) as err:
+                _exit(console, err, 2)
+            stack.callback(session.close)
+            console.print(f"{len(files)} clips ({skipped} other files skipped), model: {session.name}")
+            bar = Progress(
+                TextColumn("{task.description:>12}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                disable=not progress,
+            )
+            tasks = {stage: bar.add_task(stage, total=len(jobs)) for stage in ("extracted", "predicted")}
+            with bar:
+                try:
+                    summary = run(session, jobs, folder, options, lambda stage, n: bar.advance(tasks[stage], n))
+                except (ManifestError, MissingDependency) as err:
+                    _exit(console, err, 2)
+                except OutputError as err:
+                    _exit(console, err, 4)
+    except Interrupted as stop:
+        console.print(
+            f"stopped by {stop}: the rows written so far are in {out / JSONL} and {CSV}; rerun with --resume to finish"
         )
-    except (ManifestError, MissingDependency, RunnerError, ValueError, FileNotFoundError) as err:
-        console.print(f"error: {err}")
-        raise typer.Exit(2) from err
-    console.print(f"{len(files)} clips ({skipped} other files skipped), model: {session.name}")
-    bar = Progress(
-        TextColumn("{task.description:>12}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not progress,
-    )
-    tasks = {stage: bar.add_task(stage, total=len(jobs)) for stage in ("extracted", "predicted")}
-    try:
-        with bar:
-            summary = run(session, jobs, out, options, lambda stage, n: bar.advance(tasks[stage], n))
-    except (ManifestError, MissingDependency) as err:
-        console.print(f"error: {err}")
-        raise typer.Exit(2) from err
-    finally:
-        session.close()
+        raise typer.Exit(stop.exit_code) from None
     summary.print(console)
+
+
+def _exit(console: Console, err: Exception, code: int) -> NoReturn:
+    console.print(f"error: {err}")
+    raise typer.Exit(code) from None
 
 
 def main() -> None:

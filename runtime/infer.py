@@ -4,6 +4,8 @@ feature cache) while inference runs on the clips already extracted, and every fi
 The producer thread drives the media front end's pool (`extract_pool.extract_many`); the calling
 thread gathers ready clips and predicts them as soon as a batch is there (more at once when more are
 waiting, so bucketing has clips of similar length to group). `.npz` feature files skip extraction.
+Each batch's rows are appended to `predictions.jsonl` as soon as it is predicted (`results.PredictionLog`);
+with `resume`, files that already have a row there are skipped.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from pathlib import Path
 from .clip_inputs import FEATURE_SUFFIXES, load_npz
 from .contracts import MEDIA_SUFFIXES, ClipFeatures
 from .manifest import ManifestError
-from .prediction import Prediction
-from .results import RunSummary, write_predictions
+from .out_folder import OutFolder, claim
+from .results import CSV, JSONL, OutputError, PredictionLog, RunSummary, json_row, read_rows, write_csv
 from .session import Session
 
 INPUT_SUFFIXES = MEDIA_SUFFIXES | set(FEATURE_SUFFIXES)
@@ -34,6 +36,7 @@ class InferOptions:
     cache: bool = True  # use the feature cache (content + settings keyed)
     cache_dir: Path | None = None  # None: the front end's default folder
     window: int = 4  # at most this many batches of ready clips are bucketed together
+    resume: bool = False  # keep the rows already in the output folder and predict only the other files
 
 
 @dataclass
@@ -57,6 +60,7 @@ class _Stages:
     extract_sum: float = 0.0  # per-clip extraction seconds, added up over the workers
     wait: float = 0.0  # inference waiting for features
     infer: float = 0.0
+    write: float = 0.0  # appending rows to the log
     cached: int = 0
     errors: list[BaseException] = field(default_factory=list)
 
@@ -162,22 +166,74 @@ def check_front_end(jobs: list[Job], session: Session) -> None:
 def run(
     session: Session,
     jobs: list[Job],
-    out_dir: Path,
+    out: Path | OutFolder,
     options: InferOptions,
     on_progress: Callable[[str, int], None] | None = None,
 ) -> RunSummary:
-    """Predict every job, write `predictions.jsonl` / `.csv` into `out_dir`, return the summary.
+    """Predict every job into `predictions.jsonl` (appended batch by batch) and `predictions.csv` (written
+    at the end) in `out`, a folder path (claimed here, see `out_folder.claim`) or an already claimed
+    folder; return the summary. However the run ends, the CSV matches the rows written.
 
     `on_progress(stage, n)` is told of each clip extracted ("extracted") and predicted ("predicted")."""
     check_front_end(jobs, session)
-    notify = on_progress or (lambda stage, n: None)
+    with contextlib.ExitStack() as stack:
+        folder = out if isinstance(out, OutFolder) else stack.enter_context(claim(out, options.resume))
+        return _run(session, jobs, folder, options, on_progress or (lambda stage, n: None))
+
+
+def _run(
+    session: Session, jobs: list[Job], folder: OutFolder, options: InferOptions, notify: Callable[[str, int], None]
+) -> RunSummary:
     t_start = time.perf_counter()
     stages = _Stages()
+    finished = False
+    log = PredictionLog(folder.path / JSONL, folder.resume)
+    try:
+        with log:
+            todo = [j for j in jobs if str(j.path) not in log.done]
+            for stage in ("extracted", "predicted"):
+                notify(stage, len(jobs) - len(todo))
+            _predict(session, todo, options, log, stages, notify)
+        finished = True
+    finally:
+        t_write = time.perf_counter()
+        rows, _ = read_rows(folder.path / JSONL)  # the rows on disk, whatever happened
+        order = {str(j.path): j.index for j in jobs}
+        rows.sort(key=lambda row: order.get(row["path"], len(order)))  # stable: rows of other files last
+        if finished:
+            write_csv(folder.path, rows, session.labels, session.manifest.heads)
+        else:  # stopped (a signal, an error): the CSV still matches the rows kept, if it can be written
+            with contextlib.suppress(OutputError):
+                write_csv(folder.path, rows, session.labels, session.manifest.heads)
+    return RunSummary.build(
+        rows,
+        backend=session.name,
+        seconds=time.perf_counter() - t_start,
+        stages={
+            "extract (wall, overlapped)": stages.extract_wall,
+            "extract (sum over workers)": stages.extract_sum,
+            "waiting for features": stages.wait,
+            "inference": stages.infer,
+            "writing": stages.write + time.perf_counter() - t_write,
+        },
+        cached=stages.cached,
+        files=[folder.path / JSONL, folder.path / CSV],
+        resumed=log.earlier,
+    )
+
+
+def _predict(
+    session: Session,
+    jobs: list[Job],
+    options: InferOptions,
+    log: PredictionLog,
+    stages: _Stages,
+    notify: Callable[[str, int], None],
+) -> None:
     ready: queue.Queue[_Ready | None] = queue.Queue(maxsize=max(64, 4 * options.window * options.batch_size))
     stop = threading.Event()
     producer = threading.Thread(target=_produce, args=(jobs, session, options, ready, stages, stop), daemon=True)
     producer.start()
-    rows: dict[int, tuple[Job, Prediction, _Ready]] = {}
     pending: list[_Ready] = []
 
     def flush() -> None:
@@ -186,10 +242,14 @@ def run(
         t = time.perf_counter()
         predictions = session.predict([r.clip for r in pending], options.batch_size, options.missing)
         stages.infer += time.perf_counter() - t
+        rows = []
         for item, prediction in zip(pending, predictions, strict=True):
             prediction.source = str(item.job.path)
             prediction.timing["extract"] = item.extract_s
-            rows[item.job.index] = (item.job, prediction, item)
+            rows.append(json_row(item.job.path, prediction, item.cached))
+        t = time.perf_counter()
+        log.append(rows)  # durable before the run goes on
+        stages.write += time.perf_counter() - t
         notify("predicted", len(pending))
         pending.clear()
 
@@ -218,22 +278,3 @@ def run(
         producer.join()
     if stages.errors:
         raise stages.errors[0]
-    t_write = time.perf_counter()
-    ordered = [rows[i] for i in sorted(rows)]
-    items = [(job.path, prediction, item.cached) for job, prediction, item in ordered]
-    files = write_predictions(out_dir, items, session.labels, session.manifest.heads)
-    total = time.perf_counter() - t_start
-    return RunSummary.build(
-        [p for _, p, _ in ordered],
-        backend=session.name,
-        seconds=total,
-        stages={
-            "extract (wall, overlapped)": stages.extract_wall,
-            "extract (sum over workers)": stages.extract_sum,
-            "waiting for features": stages.wait,
-            "inference": stages.infer,
-            "writing": time.perf_counter() - t_write,
-        },
-        cached=stages.cached,
-        files=files,
-    )

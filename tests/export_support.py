@@ -17,7 +17,7 @@ from auxformer.runtime.profile import Profile, Range
 from auxformer.train.config import ModelConfig
 from auxformer.train.model import AuxFormer, build_model
 
-from .runtime_support import LABELS, VIDEO_DIM, scratch_dir
+from .runtime_support import LABELS, VIDEO_DIM, scratch_dir, with_manifest
 
 PROFILE = Profile(Range(1, 4, 32), Range(1, 64, 320), Range(1, 20, 208))
 
@@ -63,6 +63,17 @@ def tiny_export() -> Exported:
     manifest = tiny_manifest(model)
     result = export_onnx(model, manifest, scratch_dir() / "model.onnx")
     return Exported(model, manifest, result.path, result.node_count)
+
+
+def media_model(folder: Path) -> Path:
+    """The tiny model in `folder`, its manifest saying it was trained on the media front end's 4x4 grey
+    face crops (16 dims, the tiny model's video_dim), so it runs on media files."""
+    from auxformer.runtime.features import FeatureSettings
+
+    settings = FeatureSettings(pixels_size=4)
+    assert settings.video_dim == VIDEO_DIM
+    features = FeatureSpec(audio_dim=130, video_dim=VIDEO_DIM, video_embedder="pixels", settings=settings.to_dict())
+    return with_manifest(tiny_export().path, folder / "model.onnx", features=features)
 
 
 def feature_batch(

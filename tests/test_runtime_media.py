@@ -16,22 +16,17 @@ from typer.testing import CliRunner
 from auxformer.runtime import ManifestError, Session, Status
 from auxformer.runtime.cli import app
 from auxformer.runtime.features import FeatureSettings
-from auxformer.runtime.manifest import FeatureSpec
 
-from .export_support import tiny_export
+from .export_support import media_model, tiny_export
 from .media_factory import make_clip, make_not_media
-from .runtime_support import VIDEO_DIM, with_manifest
 
 BAD = ("notes.mp4", "noise.mp4", "zero.mp4")
-SETTINGS = FeatureSettings(pixels_size=4)  # 4x4 grey face crops: 16 dims, the tiny model's video_dim
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """The tiny model, its manifest saying it was trained on these front-end settings."""
-    assert SETTINGS.video_dim == VIDEO_DIM
-    features = FeatureSpec(audio_dim=130, video_dim=VIDEO_DIM, video_embedder="pixels", settings=SETTINGS.to_dict())
-    return with_manifest(tiny_export().path, tmp_path_factory.mktemp("model") / "model.onnx", features=features)
+    return media_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
