@@ -5,6 +5,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 demo:
     auxformer-train --demo --out runs/demo
     auxformer-export runs/demo --out exports/demo
+    rm -rf predictions/demo  # a fresh model's predictions (auxformer-infer never replaces an earlier run's)
     auxformer-infer runs/demo/demo_media runs/demo/demo_awkward --model exports/demo/model.onnx --out predictions/demo --cache-dir runs/demo/feature_cache
 
 # the feature-level demo (no media; fastest)
