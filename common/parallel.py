@@ -73,7 +73,6 @@ def ordered_map(
     window = 2 * workers + 2
     next_out = 0
     pool = new_pool(workers)
-    finished = False
     try:
         while next_out < len(jobs):
             # results held back behind a slow head job count too, or they pile up without bound; the head
@@ -95,35 +94,32 @@ def ordered_map(
                     suspects.update(lost)
                     pending.extendleft(reversed(lost))
                     inflight.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    _close(pool, kill=False)
                     pool = new_pool(workers)
             while next_out in results:
                 yield results.pop(next_out)
                 next_out += 1
-        finished = True
     finally:
-        _close(pool, kill=not finished)
+        _close(pool, kill=bool(inflight))  # jobs still in flight: left early, their results unwanted
 
 
 def _run_alone(
     new_pool: Callable[[int], ProcessPoolExecutor], fn: Callable[[J], R], job: J, crashed: Callable[[J], R]
 ) -> R:
     solo = new_pool(1)
-    finished = False
+    future: Future[R] | None = None
     try:
-        result = solo.submit(fn, job).result()
-        finished = True
-        return result
+        future = solo.submit(fn, job)
+        return future.result()
     except BrokenProcessPool:
-        finished = True
         return crashed(job)
     finally:
-        _close(solo, kill=not finished)
+        _close(solo, kill=future is None or not future.done())
 
 
 def _close(pool: ProcessPoolExecutor, kill: bool) -> None:
-    """Shut `pool` down without waiting; `kill`: its jobs' results are not wanted, stop its workers now
-    (else a closing interpreter waits for every job in flight to finish)."""
+    """Shut `pool` down without waiting; `kill`: its results are not wanted, stop its workers now (else
+    they finish their jobs first, and a closing interpreter waits for them)."""
     workers = list((getattr(pool, "_processes", None) or {}).values()) if kill else []
     pool.shutdown(wait=False, cancel_futures=True)
     for process in workers:

@@ -78,9 +78,10 @@ def wait_for(predicate, timeout: float) -> bool:
         (signal.SIGKILL, False, False),
         (signal.SIGKILL, True, False),
         (signal.SIGTERM, False, False),
+        (signal.SIGTERM, False, True),
         (signal.SIGTERM, True, True),
     ],
-    ids=["kill9", "kill9-producer-thread", "sigterm", "sigterm-handled-producer-thread"],
+    ids=["kill9", "kill9-producer-thread", "sigterm", "sigterm-handled", "sigterm-handled-producer-thread"],
 )
 def test_workers_and_resource_tracker_die_with_the_owner(sig, threaded, graceful):
     script = OWNER.format(workers=WORKERS, graceful=graceful, threaded=threaded)
