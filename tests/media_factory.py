@@ -5,6 +5,7 @@
     make_clip(tmp_path / "b.avi", with_audio=False)                 # video only
     make_clip(tmp_path / "c.wav", with_face=False)                  # audio only (suffix decides)
     make_clip(tmp_path / "d.mp4", with_face=False)                  # a scene with no one in it
+    make_clip(tmp_path / "e.mp4", rotation=-90)                     # portrait phone video, stored sideways
 
 The container and codecs follow the suffix (mp4, mov, mkv, avi, flv, wav, flac: see
 `auxformer.train.media_writer.CODECS`). Faces and voices come from the raw-media demo's generator,
@@ -37,10 +38,17 @@ def make_clip(
     silent: bool = False,
     seed: int = 0,
     faststart: bool = True,
+    height: int | None = None,
+    rotation: int = 0,
+    rotate_tag: bool = False,
 ) -> Path:
-    """Write a clip to `path` and return it. `size` is the square frame side (even); `silent` writes
-    an audio track of digital silence; audio-only suffixes (.wav, .flac) ignore the video options;
-    `faststart=False` puts an mp4's index at the end, as many recorders do."""
+    """Write a clip to `path` and return it. `size` is the frame width (even), `height` its height
+    (default: square); `silent` writes an audio track of digital silence; audio-only suffixes (.wav,
+    .flac) ignore the video options; `faststart=False` puts an mp4's index at the end, as many
+    recorders do. `rotation` (a multiple of 90 degrees, counterclockwise) writes the pixels turned
+    the other way, with a display matrix saying how to show them upright, as a phone stores portrait
+    video; with `rotate_tag` the rotation is a legacy `rotate` stream tag instead (degrees clockwise;
+    use .mkv: the mp4 muxer drops the tag)."""
     path = Path(path)
     rng = np.random.default_rng(seed)
     look, voice = random_look(rng), random_voice(rng)
@@ -57,7 +65,20 @@ def make_clip(
             frames = [renderer.frame(look, expression, float(np.sin(np.pi * t / seconds)), float(t)) for t in times]
         else:
             frames = [renderer.background(look, float(t)) for t in times]
-    return write_clip(path, frames, fps, audio, audio_rate, faststart=faststart)
+        if height is not None:  # a centred crop or grey bands: the face stays in the middle
+            frames = [_fit_height(f, height) for f in frames]
+        frames = [np.ascontiguousarray(np.rot90(f, -round(rotation / 90))) for f in frames]
+    tags = {"rotate": str(-rotation % 360)} if rotate_tag else None
+    matrix = 0 if rotate_tag else rotation
+    return write_clip(path, frames, fps, audio, audio_rate, faststart, display_rotation=matrix, video_tags=tags)
+
+
+def _fit_height(frame: np.ndarray, height: int) -> np.ndarray:
+    extra = frame.shape[0] - height
+    if extra >= 0:
+        return frame[extra // 2 : extra // 2 + height]
+    pad = ((-extra // 2, -extra - (-extra // 2)), (0, 0), (0, 0))
+    return np.pad(frame, pad, constant_values=128)
 
 
 def make_long_audio(path: str | Path, seconds: float = 600.0, rate: int = 8000) -> Path:

@@ -23,3 +23,19 @@ def slow_first(x: int) -> int:
 
         time.sleep(1.5)
     return x
+
+
+def nap(x: int) -> int:
+    """A job long enough to be in flight when the test does something to the pool's owner."""
+    import time
+
+    time.sleep(0.3)
+    return x * x
+
+
+def hang(x: int) -> int:
+    """A job that outlasts any test: its worker is busy when the pool's owner dies."""
+    import time
+
+    time.sleep(120)
+    return x

@@ -7,7 +7,16 @@ import pytest
 
 from auxformer.runtime.contracts import AUDIO_DIM, Status
 from auxformer.runtime.features import FeatureSettings, extract
-from auxformer.runtime.media.faces import SsdDetector, fill_between, pick_face, smooth_keyframes, ssd_boxes, track_faces
+from auxformer.runtime.media.decode import decode as decode_media
+from auxformer.runtime.media.faces import (
+    HaarDetector,
+    SsdDetector,
+    fill_between,
+    pick_face,
+    smooth_keyframes,
+    ssd_boxes,
+    track_faces,
+)
 from auxformer.runtime.media.vggface import WEIGHTS_HELP
 
 from .media_factory import make_clip
@@ -132,3 +141,25 @@ def test_settings_are_validated():
         FeatureSettings(long_clips="split")
     assert FeatureSettings(pixels_size=32).video_dim == 1024
     assert FeatureSettings.from_dict(FeatureSettings(detect_every=5).to_dict()).detect_every == 5
+
+
+def test_rotated_phone_video_finds_the_face_as_often_as_its_upright_twin(tmp_path):
+    """A portrait phone clip: pixels stored sideways, a display matrix saying how to turn them."""
+    upright = extract(make_clip(tmp_path / "upright.mp4", seconds=0.8, size=96, height=128))
+    turned = extract(make_clip(tmp_path / "phone.mp4", rotation=-90, seconds=0.8, size=96, height=128))
+    assert upright.video_mask.mean() > 0.8
+    assert turned.video_mask.mean() == pytest.approx(upright.video_mask.mean(), abs=0.05)
+
+
+def test_faces_are_tracked_across_a_frame_size_change(tmp_path):
+    """A stream whose frames shrink mid-way (a resolution or rotation change): the last face's place
+    lies outside the new frames, and the detector searches them afresh."""
+    small = decode_media(make_clip(tmp_path / "face.mp4", seconds=0.24, size=96)).frames
+    big = []
+    for frame in small:  # the same face in the bottom-right corner of a larger frame
+        canvas = np.full((256, 256, 3), 128, np.uint8)
+        canvas[160:, 160:] = frame
+        big.append(canvas)
+    track = track_faces(big + small, HaarDetector(), every=3)
+    assert track.valid[len(big) :].all()
+    assert track.boxes[-1, 2] <= 96 and track.boxes[-1, 3] <= 96

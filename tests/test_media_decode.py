@@ -46,3 +46,27 @@ def test_long_files_fail_by_declared_duration_or_are_cut(tmp_path):
     media = decode(path, max_seconds=2, truncate=True)
     assert len(media.audio) == 2 * 16000
     assert any("truncated to the first 2 s" in note for note in media.notes)
+
+
+# a portrait phone video: 96 wide, 128 high when shown; phones store it sideways and say how to turn it
+PORTRAIT = dict(seconds=0.8, size=96, height=128)
+
+
+@pytest.mark.parametrize(
+    ("name", "rotation", "rotate_tag"),
+    [
+        ("matrix_cw.mp4", -90, False),
+        ("matrix_ccw.mov", 90, False),
+        ("matrix_180.mp4", 180, False),
+        ("tag.mkv", -90, True),
+    ],
+)
+def test_rotated_phone_video_decodes_upright(tmp_path, name, rotation, rotate_tag):
+    upright = decode(make_clip(tmp_path / f"upright{name[-4:]}", **PORTRAIT))
+    turned = decode(make_clip(tmp_path / name, rotation=rotation, rotate_tag=rotate_tag, **PORTRAIT))
+    assert {f.shape for f in upright.frames} == {f.shape for f in turned.frames} == {(128, 96, 3)}
+    # the same picture, not a mirror or an upside-down copy (only lossy coding differs)
+    error = np.mean(
+        [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(upright.frames, turned.frames, strict=True)]
+    )
+    assert error < 4

@@ -38,11 +38,15 @@ def write_clip(
     audio: np.ndarray | None,
     audio_rate: int = 16000,
     faststart: bool = True,
+    display_rotation: int = 0,
+    video_tags: dict[str, str] | None = None,
 ) -> Path:
     """Write RGB uint8 `frames` [H, W, 3] at `fps` and mono float `audio` in [-1, 1] to `path`.
 
     Either stream may be None (a silent video or an audio-only file). `faststart` puts the mp4
     index first, as files served on the web do; without it a truncated mp4 is unreadable.
+    `display_rotation` (degrees counterclockwise) is stored as the video's display matrix, as phones
+    store portrait video; `video_tags` become the video stream's metadata.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -60,6 +64,10 @@ def write_clip(
         frames = iter(frames) if frames is not None else None
         first = next(frames, None) if frames is not None else None
         vstream = _add_video(out, video_codec, first, fps) if first is not None else None
+        if vstream is not None:
+            if display_rotation:
+                vstream.set_display_rotation(display_rotation)
+            vstream.metadata.update(video_tags or {})
         astream = _add_audio(out, audio_codec, audio_rate, suffix) if audio is not None else None
         if vstream is not None:
             for i, frame in enumerate(_chain(first, frames)):

@@ -1,7 +1,9 @@
 """Decode one media file with PyAV, in one pass: audio to mono float32 at 16 kHz, video to RGB frames
 with their timestamps.
 
-Whatever FFmpeg reads works (mp4, mov, mkv, avi, flv, wav, flac, ...). A file that gives no usable
+Whatever FFmpeg reads works (mp4, mov, mkv, avi, flv, wav, flac, ...). Frames come back upright: a
+phone stores portrait video sideways with a rotation for the player (a display matrix, or in older
+files a `rotate` tag), and that rotation is applied here. A file that gives no usable
 stream raises `MediaError`, whose message is the per-clip reason; problems that still leave usable
 data (a stream that stops early, a long clip cut at `max_seconds`) are kept as `notes`.
 """
@@ -25,7 +27,7 @@ class MediaError(Exception):
 class DecodedMedia:
     audio: np.ndarray | None  # float32 [N] mono at audio_rate; None: the file has no audio stream
     audio_rate: int
-    frames: list[np.ndarray]  # RGB uint8 [H, W, 3], longer side <= max_side
+    frames: list[np.ndarray]  # RGB uint8 [H, W, 3], upright, longer side <= max_side
     frame_times: np.ndarray  # float64 [T] seconds from the container's start
     has_video_stream: bool
     audio_start: float = 0.0  # seconds from the container's start to the first audio sample
@@ -90,6 +92,7 @@ class _Decoder:
         self.astream = next(iter(container.streams.audio), None)
         # cover art in audio files is a one-picture "video" stream: not video evidence
         self.vstream = next((s for s in container.streams.video if not _is_attached_picture(av, s)), None)
+        self.tag_turns = _rotate_tag_turns(self.vstream) if self.vstream is not None else 0
         for stream in (self.astream, self.vstream):
             if stream is not None:
                 stream.codec_context.thread_count = threads
@@ -173,12 +176,27 @@ class _Decoder:
         if scale < 1.0:
             # even sizes keep swscale on its fast path
             width, height = 2 * round(frame.width * scale / 2), 2 * round(frame.height * scale / 2)
-            return frame.to_ndarray(format="rgb24", width=width, height=height)
-        return frame.to_ndarray(format="rgb24")
+            rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+        else:
+            rgb = frame.to_ndarray(format="rgb24")
+        # the display matrix (per frame: it may change mid-stream) wins over a legacy stream tag
+        rotation = getattr(frame, "rotation", 0) or 0  # degrees counterclockwise, as FFmpeg reports them
+        turns = round(rotation / 90) % 4 if rotation else self.tag_turns
+        return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
     def _position(self) -> float:
         audio = self.samples / self.rate + (self.audio_start or 0.0)
         return max(audio, self.times[-1] if self.times else 0.0)
+
+
+def _rotate_tag_turns(stream: Any) -> int:
+    """Quarter turns counterclockwise that a legacy `rotate` tag asks for (the tag counts degrees
+    clockwise, as the ffmpeg tool wrote it before display matrices); 0 when absent or unreadable."""
+    tag = next((v for k, v in stream.metadata.items() if k.lower() == "rotate"), None)
+    try:
+        return -round(float(tag) / 90) % 4 if tag is not None else 0
+    except (ValueError, OverflowError):  # "abc", "nan", "inf"
+        return 0
 
 
 def _is_attached_picture(av: Any, stream: Any) -> bool:

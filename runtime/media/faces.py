@@ -82,6 +82,8 @@ class HaarDetector:
         h, w = rgb.shape[:2]
         roi = (max(0, int(cx - 1.25 * side)), max(0, int(cy - 1.25 * side)))
         roi = (*roi, min(w, int(cx + 1.25 * side)), min(h, int(cy + 1.25 * side)))
+        if roi[2] <= roi[0] or roi[3] <= roi[1]:  # the last face lies outside this frame: its size changed
+            return np.zeros((0, 5), np.float32)
         t = self.track_side
         return self._search(rgb, roi, t / side, int(0.6 * t), int(1.6 * t))
 
