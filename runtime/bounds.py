@@ -7,9 +7,9 @@ self-attention (Ta x Ta), the cross-modal attentions (Ta x Tv, Tv x Ta) and the 
 model's shape from its manifest (`model.config`: d_model, num_heads, ffn_mult; `model.name`: which
 attentions exist), so the Session can refuse a clip that cannot fit and cut batches by cost.
 
-The copy counts below were measured (onnxruntime 1.x on the CPU: peak RSS of one run minus the RSS
-before it, over lengths from 1000 to 6000 frames) and rounded up; `tests/test_bounds.py` checks the
-estimate stays above a measured peak.
+The copy counts below were measured with onnxruntime on the CPU (`benchmarks/peak_memory.py`): the
+paper's model took 5.37 GiB over its 0.12 GiB at rest for one 59-s clip (about four score tensors)
+and 1.31 GiB for a 30-s one; they are rounded up, so the estimate stays above what a batch takes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .manifest import Manifest
 
 GIB = 1 << 30
 FLOAT = 4  # bytes: every activation is float32 (an fp16 graph computes attention in float32 too)
-SCORE_COPIES = 4  # score tensors of one attention alive at once (matmul, scale, mask, softmax)
+SCORE_COPIES = 5  # score tensors of one attention alive at once (matmul, scale, mask, softmax; measured ~4)
 ACTIVATION_COPIES = 8  # [B, T, d]-sized tensors alive per stream (residual, norm, q/k/v, output)
 INPUT_COPIES = 2  # the padded batch, and its normalised copy inside the graph
 FUSION_MODELS = ("auxformer", "baseline1", "mult")
