@@ -118,7 +118,8 @@ class Session:
             from_file = isinstance(item, (str, os.PathLike))
             if from_file:
                 extract_s[index] = time.perf_counter() - t0
-            prediction = self._refusal(clip, from_file)
+            # ClipFeatures read from a file elsewhere (auxformer-infer's loader) record their source
+            prediction = self._refusal(clip, from_file or bool(clip.info.get("source")))
             if prediction is None:
                 runnable.append((index, clip))
             results.append(prediction)

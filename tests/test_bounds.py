@@ -17,6 +17,7 @@ import pytest
 from auxformer.runtime import Session, Status
 from auxformer.runtime.bounds import GIB, MemoryBudget, ModelShape
 from auxformer.runtime.bucketing import plan_batches
+from auxformer.runtime.clip_inputs import load_npz
 from auxformer.runtime.contracts import FeatureError
 from auxformer.runtime.runner import BatchError
 
@@ -155,6 +156,10 @@ def test_feature_files_that_are_not_features_fail_with_a_reason(tmp_path):
     assert "audio features must be floating point, got int64" in reasons["ints"]
     assert "non-finite" in reasons["nan"]
     assert predictions[-1].status is Status.OK
+    # features read from a file by another loader (auxformer-infer's) fail as files do, not raise
+    wide = write_npz(feature_clip("wide", 50, 15, video_dim=VIDEO_DIM + 1), tmp_path / "wide.npz")
+    (p,) = session.predict([load_npz(wide)])
+    assert p.status is Status.FAILED and f"expects {VIDEO_DIM}" in p.reason
     # the same arrays given directly are the caller's bug: they raise
     with pytest.raises(FeatureError, match="floating point"):
         session.predict([{"audio": np.ones((50, 130), np.int32), "video": good.video}])
