@@ -195,8 +195,9 @@ class Session:
         except (BatchError, MemoryError) as err:
             if len(members) > 1:
                 return [row for member in members for row in self._run_batch([member], present, missing)]
-            (i, clip), why = members[0], str(err) or type(err).__name__
-            return [(i, failed(clip.clip_id, f"could not run: {why}", clip.info.get("source")))]
+            (i, clip) = members[0]
+            why = str(err) if isinstance(err, BatchError) else f"out of memory running it ({err})"
+            return [(i, failed(clip.clip_id, why, clip.info.get("source")))]
         rows = {name: value[: len(clips)] for name, value in outputs.items()}
         decoded = self.decoder.decode(clips, rows, [present[i] for i, _ in members])
         out = []

@@ -126,6 +126,14 @@ def test_an_allocation_failure_fails_only_its_clips(error):
             assert p.status == e.status and p.label == e.label
 
 
+def test_onnxruntime_failing_to_allocate_fails_only_that_clip():
+    """No budget to stop it: onnxruntime itself refuses the 320 GB score tensor of 200000 frames."""
+    session = Session.load(tiny_export().path, device="cpu", memory=MemoryBudget(bytes=1 << 50))
+    huge, good = session.predict([feature_clip("huge", 200_000, 30), feature_clip("good", 50, 15)])
+    assert huge.status is Status.FAILED and "onnxruntime could not run the batch" in huge.reason
+    assert good.status is Status.OK and good.label
+
+
 def test_a_clip_over_the_budget_is_failed_and_never_run():
     inner = Session.load(tiny_export().path, device="cpu").runner
     runner = FailingRunner(inner, most=64)
