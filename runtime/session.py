@@ -195,7 +195,7 @@ class Session:
         except (BatchError, MemoryError) as err:
             if len(members) > 1:
                 return [row for member in members for row in self._run_batch([member], present, missing)]
-            (i, clip) = members[0]
+            i, clip = members[0]
             why = str(err) if isinstance(err, BatchError) else f"out of memory running it ({err})"
             return [(i, failed(clip.clip_id, why, clip.info.get("source")))]
         rows = {name: value[: len(clips)] for name, value in outputs.items()}
