@@ -3,6 +3,7 @@
 Importing this package must never import torch: it is what other applications embed.
 """
 
+from .bounds import MemoryBudget
 from .contracts import AUDIO_DIM, ClipFeatures, FeatureError, Status
 from .manifest import Manifest, ManifestError
 from .prediction import Prediction
@@ -14,6 +15,7 @@ __all__ = [
     "FeatureError",
     "Manifest",
     "ManifestError",
+    "MemoryBudget",
     "Prediction",
     "Session",
     "Status",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +28,11 @@ from .manifest import Manifest, ManifestError
 
 ClipInput = ClipFeatures | str | os.PathLike | Mapping[str, Any]
 FEATURE_SUFFIXES = (".npz",)
+ZIP_MAGIC = b"PK"  # a `.npz` is a zip archive (local file header PK\3\4, or an empty one's PK\5\6)
+
+
+class NotAFeatureFile(ValueError):
+    """A file that is not a `.npz` archive of feature arrays."""
 
 
 def from_arrays(arrays: Mapping[str, Any], clip_id: str) -> ClipFeatures:
@@ -45,17 +51,42 @@ def from_arrays(arrays: Mapping[str, Any], clip_id: str) -> ClipFeatures:
 
 
 def load_npz(path: str | Path, clip_id: str | None = None) -> ClipFeatures:
-    """A `.npz` feature file; a file that cannot be read as one comes back as a failed clip."""
+    """A `.npz` feature file; a file that cannot be read as one, or whose arrays break the feature
+    contract (shapes, integer or non-finite values), comes back as a failed clip saying why."""
     path = Path(path)
     clip_id = clip_id or path.stem
     try:
+        clip = from_arrays(read_npz(path), clip_id)
+    except FeatureError as err:
+        reason = str(err)
+    except NotAFeatureFile as err:
+        reason = f"not a feature file ({err})"
+    except FileNotFoundError:
+        reason = "no such file"
+    except OSError as err:
+        reason = f"cannot read it ({err.strerror or err})"
+    except Exception as err:  # numpy's errors on a damaged member are this clip's failure, not the batch's
+        reason = f"not a feature file ({type(err).__name__}: {err})"
+    else:
+        clip.info["source"] = str(path)
+        return clip
+    return ClipFeatures.failed(clip_id, reason, 0, str(path))
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The contract's arrays in a `.npz` file (never unpickling anything); NotAFeatureFile says what
+    the file is instead."""
+    with open(path, "rb") as f:
+        head = f.read(len(ZIP_MAGIC))
+    if not head:
+        raise NotAFeatureFile("empty file")
+    if head != ZIP_MAGIC:
+        raise NotAFeatureFile("not a zip archive")
+    try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in INPUTS if k in data}
-        clip = from_arrays(arrays, clip_id)
-    except Exception as err:  # a damaged file (zip, pickle, shape errors) is this clip's failure, not the batch's
-        return ClipFeatures.failed(clip_id, f"not a feature file: {type(err).__name__}: {err}", 0, str(path))
-    clip.info["source"] = str(path)
-    return clip
+            return {k: data[k] for k in INPUTS if k in data}
+    except zipfile.BadZipFile as err:
+        raise NotAFeatureFile(f"damaged zip archive: {err}") from err
 
 
 def front_end_module() -> ModuleType:

@@ -72,6 +72,10 @@ class ClipFeatures:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name in MODALITIES:
+            dtype = np.asarray(getattr(self, name)).dtype
+            if dtype.kind != "f":  # integers are not features: most likely the wrong array, or quantised
+                raise FeatureError(f"{self.clip_id}: {name} features must be floating point, got {dtype} values")
         self.audio = np.asarray(self.audio, dtype=np.float32)
         self.video = np.asarray(self.video, dtype=np.float32)
         self.audio_mask = np.asarray(self.audio_mask, dtype=bool)

@@ -15,7 +15,7 @@ import numpy as np
 from auxformer.common.optional import require
 
 from .manifest import Manifest
-from .runner import RunnerError, TensorSpec, parse_device
+from .runner import BatchError, RunnerError, TensorSpec, parse_device
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 GPU_PROVIDERS = PREFERRED[:2]
@@ -100,7 +100,13 @@ class OnnxRuntimeRunner:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs = {t.name: feeds[t.name] for t in self.inputs}
-        return dict(zip(self._output_names, self.session.run(self._output_names, inputs), strict=True))
+        try:
+            outputs = self.session.run(self._output_names, inputs)
+        except MemoryError:
+            raise
+        except Exception as err:  # onnxruntime's own types (Fail, RuntimeException: "Failed to allocate memory")
+            raise BatchError(f"onnxruntime could not run the batch: {type(err).__name__}: {err}") from err
+        return dict(zip(self._output_names, outputs, strict=True))
 
     def close(self) -> None:
         self.session = None

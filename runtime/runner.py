@@ -22,6 +22,11 @@ class RunnerError(RuntimeError):
     """A model file that no runner here can run (unknown kind, TensorRT refused the engine, ...)."""
 
 
+class BatchError(RunnerError):
+    """One batch the backend could not run (out of memory, a kernel failed): the Session fails its
+    clips (after retrying them one at a time), never the whole run."""
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
@@ -37,7 +42,8 @@ class Runner(Protocol):
     profile: Profile | None  # the shapes it runs; None: any shape
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Outputs by name for one padded batch. Must be safe to call from several threads at once."""
+        """Outputs by name for one padded batch. Must be safe to call from several threads at once.
+        Raises BatchError (or MemoryError) for a batch it could not run."""
         ...
 
     def close(self) -> None: ...

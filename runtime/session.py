@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .batching import pad_batch
+from .bounds import MemoryBudget, ModelShape, gib
 from .bucketing import plan_batches
 from .clip_inputs import ClipInput, FrontEnd, resolve, settings_for
 from .contracts import MODALITIES, ClipFeatures, Status
@@ -26,7 +27,7 @@ from .loader import load_runner
 from .manifest import Manifest, ManifestError
 from .onnxruntime_runner import OnnxRuntimeOptions
 from .prediction import Decoder, Prediction, failed
-from .runner import Runner
+from .runner import BatchError, Runner
 
 DEFAULT_BATCH_SIZE = 16
 NOTHING_PRESENT = "neither audio nor a face in this clip: nothing to predict from"
@@ -43,9 +44,11 @@ class Session:
     reentrant); for throughput, extract in a process pool (`auxformer-infer` does) and pass features.
     """
 
-    def __init__(self, runner: Runner, features: Any = None):
+    def __init__(self, runner: Runner, features: Any = None, memory: MemoryBudget | None = None):
         self.runner = runner
         self.manifest: Manifest = runner.manifest
+        self.shape = ModelShape.of(self.manifest)
+        self.memory_limit = (memory or MemoryBudget()).limit()  # bytes one batch may take (estimated)
         self.decoder = Decoder(self.manifest)
         self.front_end = FrontEnd(self.manifest, features)
 
@@ -58,6 +61,7 @@ class Session:
         device: str = "auto",
         threads: int = 0,
         features: Any = None,
+        memory: MemoryBudget | None = None,
     ) -> Session:
         """Open `path` (`.onnx` -> onnxruntime with TensorRT / CUDA / CPU providers as available, in
         that order, unless `providers` says otherwise; `.plan` -> TensorRT, with `model.plan.json` beside it).
@@ -65,9 +69,10 @@ class Session:
         The model's inputs and outputs are checked against its manifest; `features` (the media front
         end's FeatureSettings) are checked against the features the model was trained on. Either
         mismatch raises ManifestError saying why. `threads`: onnxruntime intra-op threads (0: its default).
+        `memory`: the most one batch may take (default: MemoryBudget(), half the memory this process may use).
         """
         options = OnnxRuntimeOptions(providers=providers, threads=threads)
-        session = cls(load_runner(path, backend, device, options), features)
+        session = cls(load_runner(path, backend, device, options), features, memory)
         if features is not None:
             settings_for(session.manifest, features)
         return session
@@ -87,15 +92,20 @@ class Session:
 
         A clip is ClipFeatures, a mapping of arrays (`audio`, `video`, optional masks and `clip_id`),
         or a path (a media file, through the media front end, or a `.npz` feature file). Clips are
-        sorted by length and cut into batches of at most `batch_size` (within the engine's profile),
-        right-padded with masks marking the padding; a missing modality is an all-false mask. Masks
-        make each clip's result independent of the batch it lands in.
+        sorted by length and cut into batches of at most `batch_size` (within the engine's profile)
+        whose estimated memory stays under the session's budget (`bounds.MemoryBudget`), right-padded
+        with masks marking the padding; a missing modality is an all-false mask. Masks make each
+        clip's result independent of the batch it lands in.
 
         `missing="audio"` or `"video"` removes that modality from every clip (robustness checks).
 
         Never raises for bad data from a file: the clip's Prediction has status `failed` (or `empty`
-        when neither modality is present) and a reason. Raises ManifestError for ClipFeatures or
-        arrays that do not match the model (wrong feature dims), since that is the caller's bug.
+        when neither modality is present) and a reason. A clip too long for the engine's profile, or
+        (onnxruntime) whose estimated memory alone exceeds the budget, is failed with the limit in its
+        reason and never run; a batch the backend cannot run (out of memory) is retried one clip at a
+        time, and the clips that still fail are failed with the error, never the call. Raises
+        ManifestError for ClipFeatures or arrays that do not match the model (wrong feature dims), and
+        FeatureError for arrays that break the feature contract, since that is the caller's bug.
         """
         if missing not in (None, *MODALITIES):
             raise ValueError(f"missing must be None, 'audio' or 'video', got {missing!r}")
@@ -108,7 +118,8 @@ class Session:
             from_file = isinstance(item, (str, os.PathLike))
             if from_file:
                 extract_s[index] = time.perf_counter() - t0
-            prediction = self._refusal(clip, from_file)
+            # ClipFeatures read from a file elsewhere (auxformer-infer's loader) record their source
+            prediction = self._refusal(clip, from_file or bool(clip.info.get("source")))
             if prediction is None:
                 runnable.append((index, clip))
             results.append(prediction)
@@ -135,8 +146,19 @@ class Session:
             return failed(clip.clip_id, str(err), source)
         profile = self.runner.profile
         lengths = {"audio_len": len(clip.audio_mask), "video_len": len(clip.video_mask)}
-        reason = None if profile is None else profile.accepts(**lengths)
+        reason = self._too_big(**lengths) if profile is None else profile.accepts(**lengths)
         return failed(clip.clip_id, reason, source) if reason else None
+
+    def _too_big(self, audio_len: int, video_len: int) -> str | None:
+        """Why a clip alone would take more memory than the budget, or None (runners without a profile)."""
+        need = self.shape.batch_bytes(1, audio_len, video_len)
+        if need <= self.memory_limit:
+            return None
+        return (
+            f"too long to run: {audio_len} audio and {video_len} video frames need an estimated {gib(need)}, "
+            f"over the memory budget of {gib(self.memory_limit)} per batch: cut the clip, or raise the budget "
+            "(Session memory=MemoryBudget(...))"
+        )
 
     def _run(
         self, runnable: list[tuple[int, ClipFeatures]], batch_size: int, missing: str | None
@@ -154,21 +176,36 @@ class Session:
                 source = clip.info.get("source")
                 yield i, Prediction(clip.clip_id, Status.EMPTY, reason, present=present[i], source=source)
         lengths = [(len(c.audio_mask), len(c.video_mask)) for _, c in todo]
-        for batch in plan_batches(lengths, batch_size):
-            members = [todo[k] for k in batch]
-            clips = [c for _, c in members]
+        for batch in plan_batches(lengths, batch_size, self.shape.batch_bytes, self.memory_limit):
+            yield from self._run_batch([todo[k] for k in batch], present, missing)
+
+    def _run_batch(
+        self, members: list[tuple[int, ClipFeatures]], present: dict[int, dict[str, bool]], missing: str | None
+    ) -> list[tuple[int, Prediction]]:
+        """Predictions of one batch; a batch the backend cannot run is retried one clip at a time, and a
+        clip that fails alone is failed with the backend's error."""
+        clips = [c for _, c in members]
+        try:
             feeds = pad_batch(clips, missing)
-            if profile is not None:
-                feeds = profile.fit(feeds)
+            if self.runner.profile is not None:
+                feeds = self.runner.profile.fit(feeds)
             t0 = time.perf_counter()
             outputs = self.runner.run(feeds)
             share = (time.perf_counter() - t0) / len(clips)
-            rows = {name: value[: len(clips)] for name, value in outputs.items()}
-            decoded = self.decoder.decode(clips, rows, [present[i] for i, _ in members])
-            for (i, clip), prediction in zip(members, decoded, strict=True):
-                prediction.reason = "; ".join(r for r in (clip.reason, _removed(missing)) if r)
-                prediction.timing["infer"] = share
-                yield i, prediction
+        except (BatchError, MemoryError) as err:
+            if len(members) > 1:
+                return [row for member in members for row in self._run_batch([member], present, missing)]
+            i, clip = members[0]
+            why = str(err) if isinstance(err, BatchError) else f"out of memory running it ({err})"
+            return [(i, failed(clip.clip_id, why, clip.info.get("source")))]
+        rows = {name: value[: len(clips)] for name, value in outputs.items()}
+        decoded = self.decoder.decode(clips, rows, [present[i] for i, _ in members])
+        out = []
+        for (i, clip), prediction in zip(members, decoded, strict=True):
+            prediction.reason = "; ".join(r for r in (clip.reason, _removed(missing)) if r)
+            prediction.timing["infer"] = share
+            out.append((i, prediction))
+        return out
 
     def close(self) -> None:
         self.runner.close()

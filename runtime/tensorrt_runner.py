@@ -28,7 +28,7 @@ from auxformer.common.optional import require
 
 from .manifest import INPUTS, Manifest, ManifestError
 from .profile import Profile, Range
-from .runner import RunnerError, TensorSpec, parse_device
+from .runner import BatchError, RunnerError, TensorSpec, parse_device
 
 NAMED_TENSORS_SINCE = (8, 5)
 
@@ -245,7 +245,7 @@ class TensorRTRunner:
                 shape = tuple(value.shape)
                 self._check_profile(tensor, shape)
                 if not self.api.set_input_shape(self.context, tensor, shape):
-                    raise RunnerError(f"TensorRT refused input {name} of shape {shape}")
+                    raise BatchError(f"TensorRT refused input {name} of shape {shape}")
                 device, host = self.buffers.get(name, shape, tensor.dtype)
                 host[...] = value
                 self.cuda.memcpy_htod_async(device, host, self.stream)
@@ -258,7 +258,7 @@ class TensorRTRunner:
                 staged[tensor.name] = (device, host)
             self.api.bind(self.context, addresses)
             if not self.api.execute(self.context, self.stream):
-                raise RunnerError("TensorRT failed to execute the batch")
+                raise BatchError("TensorRT failed to execute the batch")
             for device, host in staged.values():
                 self.cuda.memcpy_dtoh_async(host, device, self.stream)
             self.stream.synchronize()
