@@ -79,7 +79,6 @@ CASES = [
         "failed",
         "not a feature file",
         not_words="pickle",
-        fixed_by="bounds",
     ),
     Case(
         "truncated mp4",
@@ -98,7 +97,6 @@ CASES = [
         "npz with integer arrays",
         lambda d, good: _npz(d / "ints.npz", **{k: v.astype(np.int64) for k, v in _clip_arrays().items()}),
         "failed",
-        fixed_by="bounds",
     ),
     Case(
         "zero-length npz arrays",
