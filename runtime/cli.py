@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from auxformer.common.optional import MissingDependency
 
-from .infer import INPUT_SUFFIXES, InferOptions, find_inputs, make_jobs, run
+from .infer import InferOptions, run
+from .inputs import INPUT_SUFFIXES, find_inputs
 from .manifest import ManifestError
 from .results import CSV, JSONL
 from .runner import DEVICES_HELP, RunnerError
@@ -24,7 +25,6 @@ EXIT_CODES = """Exit codes: 0 every file has a row (clips that could not be pred
 app = typer.Typer(
     help="Batched emotion recognition on video and audio clips with an exported AuxFormer.",
     add_completion=False,
-    rich_markup_mode=None,
 )
 
 
@@ -38,8 +38,8 @@ def infer(
     inputs: Annotated[
         list[Path],
         typer.Argument(
-            exists=True,
-            help=f"clip files or folders (walked recursively for {', '.join(sorted(INPUT_SUFFIXES))})",
+            help=f"clip files or folders (walked recursively for {', '.join(sorted(INPUT_SUFFIXES))}); "
+            "every file named or found gets a row, saying why when it cannot be read",
         ),
     ],
     model: Annotated[Path | None, typer.Option(help="an exported model.onnx (onnxruntime)")] = None,
@@ -62,11 +62,10 @@ def infer(
     console = Console()
     if (model is None) == (engine is None):
         raise typer.BadParameter("give exactly one of --model model.onnx or --engine model.plan", param_hint="--model")
-    files, skipped = find_inputs(inputs)
-    if not files:
+    jobs, skipped = find_inputs(inputs)
+    if not jobs:
         console.print(f"no clips found under {', '.join(map(str, inputs))} ({skipped} other files)")
         raise typer.Exit(1)
-    jobs = make_jobs(files, inputs)
     options = InferOptions(
         batch_size=batch_size,
         workers=workers,
@@ -84,7 +83,7 @@ def infer(
     except (ManifestError, MissingDependency, RunnerError, ValueError, FileNotFoundError) as err:
         console.print(f"error: {err}")
         raise typer.Exit(2) from err
-    console.print(f"{len(files)} clips ({skipped} other files skipped), model: {session.name}")
+    console.print(f"{len(jobs)} clips ({skipped} other files skipped), model: {session.name}")
     bar = Progress(
         TextColumn("{task.description:>12}"),
         BarColumn(),
