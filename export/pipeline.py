@@ -77,10 +77,27 @@ class ExportOutcome:
         return ExitCode.OK
 
 
-def calibration_set(request: ExportRequest, source: Source, profile: Profile) -> CalibrationSet:
-    """A stratified sample of --calib (its training-partition clips when it is the run's corpus),
-    written beside the models as padded batches: the Q/DQ quantiser and TensorRT < 10 both read it."""
-    corpus = FeatureCorpus.open(request.calib)
+def calibration_corpus(request: ExportRequest, source: Source) -> Path:
+    """The feature corpus INT8 calibrates on: --calib, or else the run's own corpus (whose training
+    partition is then the calibration pool); refused before any work when there is none."""
+    if request.calib is not None:
+        calib, what = request.calib, "--calib"
+    elif source.ckpt.run.corpus is not None:
+        calib, what = Path(source.ckpt.run.corpus), "the run's own corpus"
+    else:
+        raise CorpusError("--int8 needs --calib FEATURES: this run records no corpus of its own to calibrate on")
+    if not (calib / "manifest.csv").is_file():
+        raise CorpusError(
+            f"--int8 calibrates on {what}, {calib}, which is not a feature corpus folder (no manifest.csv); "
+            "give --calib FEATURES"
+        )
+    return calib
+
+
+def calibration_set(corpus_root: Path, source: Source, profile: Profile, request: ExportRequest) -> CalibrationSet:
+    """A stratified sample of the calibration corpus (its training-partition clips when it is the run's
+    corpus), written beside the models as padded batches: the Q/DQ quantiser and TensorRT < 10 both read it."""
+    corpus = FeatureCorpus.open(corpus_root)
     entries = source.training_entries(corpus)
     return write_calibration_set(
         corpus, request.out / CALIBRATION_DIR, entries, n=request.calib_clips, batch_size=profile.batch.opt
@@ -88,10 +105,8 @@ def calibration_set(request: ExportRequest, source: Source, profile: Profile) ->
 
 
 def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
-    if request.int8 and (request.calib is None or not (request.calib / "manifest.csv").is_file()):
-        # fail before minutes of work, not after
-        raise CorpusError(f"--int8 needs --calib FEATURES, a feature corpus folder; got {request.calib}")
     source = Source.load(request.source)
+    calib_root = calibration_corpus(request, source) if request.int8 else None  # before minutes of work
     profile = profile_from_stats(source.ckpt.run.length_stats, request.profile)
     manifest = source.manifest(profile)
     out = request.out
@@ -114,7 +129,7 @@ def run_export(request: ExportRequest, console: Console) -> ExportOutcome:
         if precision == "fp16":
             models["fp16"] = convert_fp16(exported.path, out / FILES["fp16"]).path
         elif precision == "int8":
-            calib = calibration_set(request, source, profile)
+            calib = calibration_set(calib_root, source, profile, request)
             info = quantize(exported.path, calib, out / FILES["int8"], request.calib_method)
             models["int8"] = out / FILES["int8"]
             console.print(

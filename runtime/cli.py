@@ -13,7 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from auxformer.common.optional import MissingDependency
 
-from .infer import INPUT_SUFFIXES, InferOptions, find_inputs, make_jobs, run
+from .infer import InferOptions, run
+from .inputs import INPUT_SUFFIXES, find_inputs
 from .interrupt import Interrupted, interruptible
 from .manifest import ManifestError
 from .out_folder import claim
@@ -31,7 +32,6 @@ them: rerun with --resume to finish)."""
 app = typer.Typer(
     help="Batched emotion recognition on video and audio clips with an exported AuxFormer.",
     add_completion=False,
-    rich_markup_mode=None,
 )
 
 
@@ -45,8 +45,8 @@ def infer(
     inputs: Annotated[
         list[Path],
         typer.Argument(
-            exists=True,
-            help=f"clip files or folders (walked recursively for {', '.join(sorted(INPUT_SUFFIXES))})",
+            help=f"clip files or folders (walked recursively for {', '.join(sorted(INPUT_SUFFIXES))}); "
+            "every file named or found gets a row, saying why when it cannot be read",
         ),
     ],
     model: Annotated[Path | None, typer.Option(help="an exported model.onnx (onnxruntime)")] = None,
@@ -84,11 +84,10 @@ def infer(
     )
     try:
         with interruptible(), contextlib.ExitStack() as stack:
-            files, skipped = find_inputs(inputs)
-            if not files:
+            jobs, skipped = find_inputs(inputs)
+            if not jobs:
                 console.print(f"no clips found under {', '.join(map(str, inputs))} ({skipped} other files)")
                 raise typer.Exit(1)
-            jobs = make_jobs(files, inputs)
             try:
                 folder = stack.enter_context(claim(out, resume))
             except OutputError as err:
@@ -103,7 +102,7 @@ def infer(
             except (ManifestError, MissingDependency, RunnerError, ValueError, FileNotFoundError) as err:
                 _exit(console, err, 2)
             stack.callback(session.close)
-            console.print(f"{len(files)} clips ({skipped} other files skipped), model: {session.name}")
+            console.print(f"{len(jobs)} clips ({skipped} other files skipped), model: {session.name}")
             bar = Progress(
                 TextColumn("{task.description:>12}"),
                 BarColumn(),

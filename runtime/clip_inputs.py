@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .contracts import INPUTS, ClipFeatures, FeatureError
+from .contracts import IMAGE_SUFFIXES, INPUTS, ClipFeatures, FeatureError, image_reason
 from .manifest import Manifest, ManifestError
 
 ClipInput = ClipFeatures | str | os.PathLike | Mapping[str, Any]
@@ -166,6 +166,8 @@ def resolve(item: ClipInput, index: int, front_end: FrontEnd, video_dim: int) ->
         path = Path(item)
         if path.suffix.lower() in FEATURE_SUFFIXES:
             return load_npz(path)
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return ClipFeatures.failed(path.stem, image_reason(path), video_dim, str(path))
         if not path.is_file():
             return ClipFeatures.failed(path.stem, "no such file", video_dim, str(path))
         clip = front_end(path, path.stem)

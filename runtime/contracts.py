@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,16 @@ INPUTS = tuple(DYNAMIC_AXES)
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"})
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
+# still images: a clip needs audio and frames over time, so these fail with a reason (never a label)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic"})
+
+
+def image_reason(path: str | Path) -> str:
+    """Why an image file gets no prediction."""
+    return (
+        f"an image, not a video: {Path(path).suffix.lower()} files have no audio and no frames over time; "
+        "the model needs a video or audio clip"
+    )
 
 
 class Status(str, Enum):

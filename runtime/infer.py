@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .clip_inputs import FEATURE_SUFFIXES, load_npz
-from .contracts import MEDIA_SUFFIXES, ClipFeatures
+from .contracts import ClipFeatures
+from .inputs import Job
 from .manifest import ManifestError
 from .out_folder import OutFolder, claim
 from .results import CSV, JSONL, OutputError, PredictionLog, RunSummary, json_row, read_rows, write_csv
 from .session import Session
-
-INPUT_SUFFIXES = MEDIA_SUFFIXES | set(FEATURE_SUFFIXES)
 
 
 @dataclass
@@ -37,13 +36,6 @@ class InferOptions:
     cache_dir: Path | None = None  # None: the front end's default folder
     window: int = 4  # at most this many batches of ready clips are bucketed together
     resume: bool = False  # keep the rows already in the output folder and predict only the other files
-
-
-@dataclass
-class Job:
-    index: int
-    path: Path
-    clip_id: str
 
 
 @dataclass
@@ -63,32 +55,6 @@ class _Stages:
     write: float = 0.0  # appending rows to the log
     cached: int = 0
     errors: list[BaseException] = field(default_factory=list)
-
-
-def find_inputs(paths: list[Path]) -> tuple[list[Path], int]:
-    """Media and `.npz` files under `paths` (folders walked recursively, hidden names skipped), sorted;
-    and how many other files were passed over."""
-    found, skipped = [], 0
-    for root in paths:
-        candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for p in candidates:
-            hidden = any(part.startswith(".") for part in p.relative_to(root).parts) if p != root else False
-            if hidden:
-                continue
-            if p.suffix.lower() in INPUT_SUFFIXES:
-                found.append(p)
-            else:
-                skipped += 1
-    return found, skipped
-
-
-def make_jobs(files: list[Path], roots: list[Path]) -> list[Job]:
-    """Clip ids are paths relative to the folder given (unique, unlike stems)."""
-    jobs = []
-    for i, path in enumerate(files):
-        root = next((r for r in roots if r.is_dir() and path.is_relative_to(r)), path.parent)
-        jobs.append(Job(i, path, path.relative_to(root).as_posix()))
-    return jobs
 
 
 class _Stopped(Exception):
@@ -112,11 +78,14 @@ def _produce(
     t0 = time.perf_counter()
     try:
         for job in jobs:
-            if job.path.suffix.lower() in FEATURE_SUFFIXES:
+            if not job.ok:  # found but unreadable: its row says why
+                failed = ClipFeatures.failed(job.clip_id, job.reason or "", session.manifest.video_dim, str(job.path))
+                _put(out, _Ready(job, failed, 0.0), stop)
+            elif job.path.suffix.lower() in FEATURE_SUFFIXES:
                 t = time.perf_counter()
                 clip = load_npz(job.path, job.clip_id)
                 _put(out, _Ready(job, clip, time.perf_counter() - t), stop)
-        media = [j for j in jobs if j.path.suffix.lower() not in FEATURE_SUFFIXES]
+        media = [j for j in jobs if j.ok and j.path.suffix.lower() not in FEATURE_SUFFIXES]
         if media:
             # closing the generator shuts the worker pool down, also when the consumer stops early
             with contextlib.closing(_extract(media, session, options)) as clips:
@@ -159,7 +128,7 @@ def _checked(clip: ClipFeatures, session: Session) -> ClipFeatures:
 
 def check_front_end(jobs: list[Job], session: Session) -> None:
     """Fail before any work when media files are there but the front end cannot make this model's features."""
-    if any(j.path.suffix.lower() not in FEATURE_SUFFIXES for j in jobs):
+    if any(j.ok and j.path.suffix.lower() not in FEATURE_SUFFIXES for j in jobs):
         _ = session.front_end.settings  # raises ManifestError saying why
 
 

@@ -67,7 +67,6 @@ class Case:
     words: str = ""  # the reason says this (any reason at all where empty)
     not_words: str = ""  # and never this
     named: bool = False  # the inputs are named on the command line, not found in the folder
-    fixed_by: str = ""  # the part of issue 14 that makes this case pass
 
 
 CASES = [
@@ -112,15 +111,14 @@ CASES = [
         "empty",
         "nothing to predict from",
     ),
-    Case("directory named x.mp4", lambda d, good: _directory(d / "x.mp4"), "failed", fixed_by="inputs"),
-    Case("symlink loop", lambda d, good: _symlink_loop(d), "failed", fixed_by="inputs"),
-    Case("image .jpg", lambda d, good: _image(d / "photo.jpg"), "failed", fixed_by="inputs"),
+    Case("directory named x.mp4", lambda d, good: _directory(d / "x.mp4"), "failed"),
+    Case("symlink loop", lambda d, good: _symlink_loop(d), "failed"),
+    Case("image .jpg", lambda d, good: _image(d / "photo.jpg"), "failed"),
     Case(
         "missing file named",
         lambda d, good: [d.parent / "gone.mp4"],
         "failed",
         named=True,
-        fixed_by="inputs",
     ),
 ]
 
@@ -135,16 +133,7 @@ def setting(tmp_path_factory) -> tuple[Path, Path, Path]:
 
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(
-            case,
-            id=case.name,
-            marks=[pytest.mark.xfail(strict=False, reason=f"fixed by the {case.fixed_by} part of issue 14")]
-            if case.fixed_by
-            else [],
-        )
-        for case in CASES
-    ],
+    [pytest.param(case, id=case.name) for case in CASES],
 )
 def test_one_awkward_input_beside_a_good_clip(setting, tmp_path, case):
     model, good_source, cache = setting

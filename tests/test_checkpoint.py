@@ -144,3 +144,32 @@ def test_old_and_foreign_files_are_refused_clearly(trained, tmp_path):
     (tmp_path / "torn.pt").write_bytes((trained / checkpoint.BEST).read_bytes()[:200])
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         Checkpoint.load(tmp_path / "torn.pt")
+
+
+def test_resume_of_a_torn_last_pt_or_of_no_run_says_why(trained, small_demo, tmp_path):
+    """A truncated last.pt (a crash while copying the run) and a folder with no run: one line, no
+    traceback; --resume never quietly starts afresh."""
+    from auxformer.train.cli import app
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / checkpoint.LAST).write_bytes((trained / checkpoint.LAST).read_bytes()[:5000])
+    args = ["--corpus", str(small_demo.root), "--epochs", "2", "--layers", "2", "--no-progress", "--resume"]
+    result = CliRunner().invoke(app, [*args, "--out", str(run)])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and "last.pt is not a readable checkpoint (truncated" in output, output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+
+    empty = tmp_path / "empty"
+    result = CliRunner().invoke(app, [*args, "--out", str(empty)])
+    assert result.exit_code == 2 and "no run to continue" in " ".join(result.output.split()), result.output
+    assert not empty.exists()  # refused before any work
+
+
+def test_weights_that_do_not_fit_the_model_are_a_checkpoint_error(trained, tmp_path):
+    raw = torch.load(trained / checkpoint.BEST, weights_only=True)
+    weights = dict(raw["state_dict"])
+    weights.pop(next(iter(weights)))
+    torch.save({**raw, "state_dict": weights}, tmp_path / checkpoint.BEST)
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt's weights do not fit its model: Missing key"):
+        checkpoint.load_model(tmp_path)

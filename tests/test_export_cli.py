@@ -189,7 +189,9 @@ def test_a_defective_export_fails_verification_and_exits_1(run_dir, tmp_path, mo
 def test_int8_writes_a_verified_qdq_model_with_its_speed(run_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     corpus = run_dir.parent / "corpus"
-    code, output = invoke(str(run_dir), "--out", str(tmp_path), "--int8", "--calib", str(corpus), "--calib-clips", "20")
+    assert Source.load(run_dir).ckpt.run.corpus == str(corpus.resolve())
+    # no --calib: the run's own corpus, whose training partition calibrates
+    code, output = invoke(str(run_dir), "--out", str(tmp_path), "--int8", "--calib-clips", "20")
     assert code == 3, output  # verified; no TensorRT here
     report = json.loads((tmp_path / "model.int8.verify.json").read_text())
     assert report["precision"] == "int8" and report["thresholds"] == {
@@ -213,16 +215,63 @@ def test_int8_writes_a_verified_qdq_model_with_its_speed(run_dir, tmp_path, monk
     assert calibrated and calibrated <= train
 
 
+def _with_corpus(run_dir: Path, folder: Path, corpus: str | None) -> Path:
+    """A copy of the run's best checkpoint that records `corpus` as the run's own."""
+    from auxformer.train.checkpoint import BEST, Checkpoint
+
+    ckpt = Checkpoint.load(run_dir)
+    ckpt.run.corpus = corpus
+    folder.mkdir()
+    ckpt.save(folder / BEST)
+    return folder
+
+
 def test_usage_and_export_errors(run_dir, tmp_path):
-    code, output = invoke(str(run_dir), "--int8")
-    assert code == 2 and "--calib" in output
+    code, output = invoke(str(_with_corpus(run_dir, tmp_path / "own", None)), "--int8", "--out", str(tmp_path / "x"))
+    assert code == 4 and "--int8 needs --calib FEATURES: this run records no corpus" in " ".join(output.split())
+    moved = _with_corpus(run_dir, tmp_path / "moved", str(tmp_path / "gone"))
+    code, output = invoke(str(moved), "--int8", "--out", str(tmp_path / "x"))
+    text = " ".join(output.split())
+    assert code == 4 and "the run's own corpus" in text and "not a feature corpus folder" in text
     code, output = invoke(str(run_dir), "--int8", "--calib", str(tmp_path), "--out", str(tmp_path / "x"))
-    assert code == 4 and "a feature corpus folder" in output
+    assert code == 4 and "not a feature corpus folder" in " ".join(output.split())
     assert not (tmp_path / "x").exists()  # refused before any work
     code, output = invoke(str(tmp_path / "missing"))
     assert code == 4 and "no checkpoint" in output
     code, output = invoke(str(run_dir), "--max-batch", "4", "--opt-batch", "8", "--out", str(tmp_path / "y"))
     assert code == 4 and "min <= opt <= max" in output
+
+
+def test_unreadable_checkpoints_exit_4_with_one_line(run_dir, tmp_path):
+    """Torn, foreign, missing, incomplete or ill-fitting checkpoints: exit 4 and a message, never a traceback
+    (invoke lets any exception through)."""
+    good = (run_dir / "checkpoint.pt").read_bytes()
+    raw = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    weights = dict(raw["state_dict"])
+    weights.pop(next(iter(weights)))
+    meta = json.loads(raw["metadata"])
+    del meta["run"]["model_config"]
+    cases = {
+        "truncated": lambda p: p.write_bytes(good[: len(good) // 2]),
+        "random bytes": lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)),
+        "no checkpoint": lambda p: None,
+        "missing weights": lambda p: torch.save({**raw, "state_dict": weights}, p),
+        "missing metadata": lambda p: torch.save({**raw, "metadata": json.dumps(meta)}, p),
+    }
+    expected = {
+        "truncated": "not a readable checkpoint",
+        "random bytes": "not a readable checkpoint",
+        "no checkpoint": "no checkpoint at",
+        "missing weights": "weights do not fit its model",
+        "missing metadata": "incomplete or damaged",
+    }
+    for name, make in cases.items():
+        folder = tmp_path / name.replace(" ", "_")
+        folder.mkdir()
+        make(folder / "checkpoint.pt")
+        code, output = invoke(str(folder), "--out", str(tmp_path / "out"))
+        assert code == 4 and expected[name] in " ".join(output.split()), (name, output)
+        assert "Traceback" not in output
 
 
 def test_help_documents_exit_codes():

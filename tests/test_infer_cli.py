@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from auxformer.runtime import Session
 from auxformer.runtime.cli import app
-from auxformer.runtime.infer import find_inputs
+from auxformer.runtime.inputs import find_inputs
 
 from .export_support import tiny_export
 from .runtime_support import LABELS, feature_clip, ragged_clips, write_npz
@@ -43,7 +43,8 @@ def test_every_input_file_gets_a_row_and_bad_ones_say_why(folder, tmp_path):
     )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
-    files, skipped = find_inputs([folder])
+    jobs, skipped = find_inputs([folder])
+    files = [j.path for j in jobs]
     assert [r["path"] for r in rows] == [str(p) for p in files] and len(rows) == 16 and skipped == 1
     by_id = {r["clip_id"]: r for r in rows}
     assert by_id["b/torn.npz"]["status"] == "failed" and "not a feature file" in by_id["b/torn.npz"]["reason"]
@@ -91,7 +92,7 @@ def test_a_failing_inference_stops_the_producer_too(tmp_path, monkeypatch):
     (more clips than the ready queue holds, so the producer is blocked when inference fails)."""
     import threading
 
-    from auxformer.runtime.infer import InferOptions, make_jobs, run
+    from auxformer.runtime.infer import InferOptions, run
 
     many = tmp_path / "many"
     for i in range(80):
@@ -102,9 +103,8 @@ def test_a_failing_inference_stops_the_producer_too(tmp_path, monkeypatch):
         raise RuntimeError("the GPU fell off the bus")
 
     monkeypatch.setattr(session, "predict", broken)
-    files, _ = find_inputs([many])
-    folder = many
+    jobs, _ = find_inputs([many])
     before = threading.active_count()
     with pytest.raises(RuntimeError, match="fell off the bus"):
-        run(session, make_jobs(files, [folder]), tmp_path, InferOptions(batch_size=2, window=1))
+        run(session, jobs, tmp_path, InferOptions(batch_size=2, window=1))
     assert threading.active_count() == before

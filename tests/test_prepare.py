@@ -92,3 +92,32 @@ def test_prepare_command_rejects_options_of_other_corpora(tmp_path):
 def test_prepare_command_rejects_bad_settings(tmp_path, bad):
     result = CliRunner().invoke(app, ["prepare", str(tmp_path), "--out", str(tmp_path / "f"), *bad])
     assert result.exit_code != 0
+
+
+def test_prepare_cache_option_takes_a_folder(tmp_path):
+    """`prepare --cache DIR` as the README writes it: features are cached there and found again;
+    `--no-cache` neither reads nor writes it."""
+    make_clip(tmp_path / "clips" / "happy" / "a.wav", seconds=0.3)
+    cache = tmp_path / "cache"
+    args = ["prepare", str(tmp_path / "clips"), "--workers", "1", "--no-progress"]
+    hits = []
+    for i, extra in enumerate(
+        (["--cache", str(cache)], ["--cache", str(cache)], ["--no-cache", "--cache-dir", str(cache)])
+    ):
+        result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / f"f{i}"), *extra])
+        assert result.exit_code == 0, result.output
+        hits.append(" ".join(result.output.split()).count("1 from cache"))
+    assert any(p.is_file() for p in cache.rglob("*")) and hits == [0, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("label", "../escape"), ("label", "a/b"), ("label", ".."), ("split", "../train")]
+)
+def test_prepare_refuses_labels_and_splits_that_are_paths(tmp_path, column, value):
+    make_clip(tmp_path / "a.wav", seconds=0.3)
+    row = {"path": "a.wav", "label": "happy", "speaker": "s1", "split": "train", column: value}
+    (tmp_path / "list.csv").write_text("path,label,speaker,split\n" + ",".join(row.values()) + "\n")
+    out = tmp_path / "features"
+    result = CliRunner().invoke(app, ["prepare", str(tmp_path / "list.csv"), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert repr(value) in " ".join(result.output.split()) and not out.exists()

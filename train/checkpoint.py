@@ -94,10 +94,13 @@ class Checkpoint:
     calibration: CalibrationReport | None = None  # temperature scaling fitted on dev after training
     resume: ResumeState | None = None  # last.pt only
 
-    def build_model(self) -> AuxFormer:
-        """The model with these weights, in eval mode."""
-        model = build_model(self.run.model_name, self.run.model_config)
-        model.load_state_dict(self.state_dict)
+    def build_model(self, what: str = "this checkpoint") -> AuxFormer:
+        """The model with these weights, in eval mode (`what` names the checkpoint in errors)."""
+        try:
+            model = build_model(self.run.model_name, self.run.model_config)
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{what}'s model cannot be built: {err}") from None
+        load_weights(model, self.state_dict, what)
         return model.eval()
 
     def save(self, path: str | Path) -> None:
@@ -168,7 +171,21 @@ def _load_plain(path: Path) -> Any:
         raise CheckpointError(f"{path} is not a readable checkpoint: a safe load refuses it ({reason})") from None
     except Exception as err:  # a torn or foreign file: say which
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{path} is not a readable checkpoint: {reason}") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated, damaged or not a torch file): {reason}"
+        ) from None
+
+
+def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
+    """Weights into `model`; weights that do not fit it (missing, unexpected, another shape) are the
+    file's fault, said in one line rather than torch's list of every tensor."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as err:
+        problems = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+        first = problems[0] if problems else str(err)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckpointError(f"{what}'s weights do not fit its model: {first}{more}") from None
 
 
 def resolve(path: str | Path) -> Path:
@@ -184,4 +201,4 @@ def resolve(path: str | Path) -> Path:
 def load_model(path: str | Path) -> tuple[AuxFormer, Checkpoint]:
     """Rebuild the model of a checkpoint (or run folder), in eval mode, with its checkpoint."""
     ckpt = Checkpoint.load(path)
-    return ckpt.build_model(), ckpt
+    return ckpt.build_model(str(resolve(path))), ckpt

@@ -26,6 +26,14 @@ class DefaultToFit(TyperGroup):
             args = ["fit", *args]
         return super().parse_args(ctx, args)
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """The subcommands, then the default command's own options (--corpus, --demo, --resume, ...), which
+        `auxformer-train [OPTIONS]` takes and a user would otherwise only see under `fit --help`."""
+        super().format_help(ctx, formatter)
+        fit = self.commands["fit"]
+        with fit.make_context(ctx.info_name, [], resilient_parsing=True) as fit_ctx:
+            fit.format_help(fit_ctx, formatter)
+
 
 app = typer.Typer(
     cls=DefaultToFit,
@@ -85,12 +93,19 @@ def fit(
     """Train one model and evaluate it on the test set (full, audio-only, video-only)."""
     from auxformer.train.corpus import FeatureCorpus
 
+    from . import checkpoint
     from .checkpoint import CheckpointError
     from .report import print_summary
     from .trainer import Trainer
 
     if demo + demo_features + (corpus is not None) != 1:
         raise typer.BadParameter("give one of --corpus FOLDER, --demo or --demo-features")
+    if resume and not (out / checkpoint.LAST).is_file():
+        # checked before any work: a --resume that quietly started afresh would overwrite nothing but waste hours
+        raise typer.BadParameter(
+            f"there is no run to continue in {out} (no {checkpoint.LAST}); drop --resume to start a new run there",
+            param_hint="--resume",
+        )
     demo = demo or demo_features
     try:
         train_cfg = TrainConfig(

@@ -30,6 +30,20 @@ class CorpusError(ValueError):
     """A feature corpus that cannot be read as docs/architecture.md describes."""
 
 
+PARTITIONS = ("train", "dev", "test")
+
+
+def check_names(clip_id: str, label: str, split: str | None) -> None:
+    """A label is a class name and a split one of PARTITIONS: neither may be a path (`../x`, `a/b`), since
+    reports, plots and per-label folders are named after them."""
+    if not label or label in (".", "..") or any(c in label for c in "/\\\0") or label != label.strip():
+        raise CorpusError(
+            f"{clip_id}: label {label!r} is not a class name (no path separators, no '..', no surrounding spaces)"
+        )
+    if split is not None and split not in PARTITIONS:
+        raise CorpusError(f"{clip_id}: split {split!r} is not one of {', '.join(PARTITIONS)}")
+
+
 @dataclass
 class CorpusEntry:
     clip_id: str
@@ -137,6 +151,7 @@ class CorpusWriter:
     def add(self, clip: ClipFeatures, split: str | None = None, **extra: Any) -> None:
         if clip.label is None or clip.speaker is None:
             raise CorpusError(f"{clip.clip_id}: a corpus clip needs a label and a speaker")
+        check_names(clip.clip_id, clip.label, split)
         if any(r["clip_id"] == clip.clip_id for r in self.rows):
             raise CorpusError(f"clip id {clip.clip_id!r} appears twice: clip ids must be unique")
         rel = f"clips/{_safe_name(clip.clip_id)}.npz"

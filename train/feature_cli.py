@@ -77,9 +77,10 @@ def prepare_command(
     long_clips: LongClipsOption = "fail",
     workers: WorkersOption = 0,
     cache: Annotated[
-        Path | None, typer.Option(help="feature cache folder [default: ~/.cache/auxformer/features]")
+        Path | None,
+        typer.Option("--cache", "--cache-dir", help="feature cache folder [default: ~/.cache/auxformer/features]"),
     ] = None,
-    use_cache: Annotated[bool, typer.Option("--cache/--no-cache", help="reuse features of unchanged files")] = True,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="extract every clip again, caching nothing")] = False,
     limit: Annotated[int | None, typer.Option(help="only the first N clips (a quick look)")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
@@ -102,7 +103,7 @@ def prepare_command(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
     console.print(f"{media.name}: {len(media)} clips, {len(media.speakers)} speakers, labels {', '.join(media.labels)}")
-    cache_dir = (cache or default_cache_dir()) if use_cache else None
+    cache_dir = None if no_cache else (cache or default_cache_dir())
     try:
         summary = prepare(media, out, settings, workers, cache_dir, progress, console, limit)
     except RuntimeError as err:  # no usable clip at all: the report says why, clip by clip

@@ -7,9 +7,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from auxformer.train.corpus import CorpusEntry, CorpusError
-
-PARTITIONS = ("train", "dev", "test")
+from auxformer.train.corpus import PARTITIONS, CorpusEntry, CorpusError
 
 
 def speaker_split(

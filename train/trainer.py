@@ -135,9 +135,12 @@ class Trainer:
             raise checkpoint.CheckpointError(
                 f"{path} was written with a different configuration; use a new --out folder"
             )
-        self.model.load_state_dict(ckpt.state_dict)
-        self.optimizer.load_state_dict(ckpt.resume.optimizer)
-        self.scheduler.load_state_dict(ckpt.resume.scheduler)
+        checkpoint.load_weights(self.model, ckpt.state_dict, str(path))
+        try:
+            self.optimizer.load_state_dict(ckpt.resume.optimizer)
+            self.scheduler.load_state_dict(ckpt.resume.scheduler)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise checkpoint.CheckpointError(f"{path} holds an optimiser state that does not fit ({err!r})") from None
         rngs = ckpt.resume.rng
         if len(rngs) != self.dist.world_size:
             self.console.print(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from auxformer.runtime.contracts import MEDIA_SUFFIXES
+from auxformer.train.corpus import CorpusError, check_names
 
 KINDS = ("auto", "cremad", "msp-improv", "folder", "csv")
 
@@ -88,7 +89,13 @@ def open_media_corpus(source: str | Path, kind: str = "auto", **options: Any) ->
     if wrong:
         takes = ", ".join(sorted(accepted - {"root", "csv_path"}))
         raise ValueError(f"{', '.join(wrong)} do not apply to {kind} corpora (they take {takes})")
-    return reader(source, **given)
+    corpus = reader(source, **given)
+    for item in corpus.items:  # before any extraction: a path in a label or split is the list's mistake
+        try:
+            check_names(item.clip_id, item.label, item.split)
+        except CorpusError as err:
+            raise CorpusLayoutError(f"{source}: {err}") from None
+    return corpus
 
 
 def find_media(root: Path, pattern: str = "*") -> list[Path]:
