@@ -1,12 +1,13 @@
-"""Peak memory of `Session.predict` on a folder of feature files with two oversized clips: good 3-s
-clips, a 59-s clip (5900 audio frames, 1770 video frames) and a 200000-frame `.npz`.
+"""Peak memory of an `auxformer-infer` run on a folder of feature files with two oversized clips: good
+3-s clips, a 59-s clip (5900 audio frames, 1770 video frames) and a 200000-frame `.npz`.
 
     python benchmarks/peak_memory.py exports/demo/model.onnx              # the default budget
     python benchmarks/peak_memory.py model.onnx --budget-gib 1.5 --json    # what tests/test_bounds.py runs
 
-Prediction runs in a fresh process started by a small wrapper process, whose RUSAGE_CHILDREN after
-the run is the predicting process's peak RSS (a child started directly by this script would inherit
-this script's own peak in ru_maxrss). Prints one row per clip (status, reason) and the peak.
+`auxformer-infer` runs in a fresh process started by a small wrapper process, whose RUSAGE_CHILDREN
+after the run is the predicting process's peak RSS (a child started directly by this script would
+inherit this script's own peak in ru_maxrss). Prints one row per clip (status, reason, read from the
+run's predictions.jsonl) and the peak.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from auxformer.runtime.bounds import GIB, MemoryBudget
+
 MINUTE = (5900, 1770)  # 59 s: audio at 100 fps, video at 30 fps
 HUGE_AUDIO = 200_000
 TIMEOUT_S = 600
@@ -31,16 +34,6 @@ sys.stderr.write(done.stderr)
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # kilobytes on Linux
 print(json.dumps({{"rc": done.returncode, "stdout": done.stdout, "peak_rss": peak}}))
 """
-
-
-def child(model: str, folder: str, budget: int | None) -> None:
-    from auxformer.runtime import Session
-    from auxformer.runtime.bounds import MemoryBudget
-
-    session = Session.load(model, device="cpu", memory=MemoryBudget(bytes=budget))
-    predictions = session.predict(sorted(Path(folder).glob("*.npz")))
-    rows = {p.clip_id: [p.status.value, p.reason] for p in predictions}
-    print(json.dumps({"rows": rows, "budget": session.memory_limit}))
 
 
 def write_folder(folder: Path, video_dim: int, good: int) -> None:
@@ -58,38 +51,42 @@ def measure(model: str, budget: int | None, good: int = 6) -> dict:
 
     video_dim = OnnxRuntimeRunner(model, device="cpu").manifest.video_dim
     with tempfile.TemporaryDirectory(prefix="peak-memory-") as tmp:
-        write_folder(Path(tmp), video_dim, good)
-        command = [sys.executable, __file__, model, "--child", tmp]
+        clips, out = Path(tmp) / "clips", Path(tmp) / "out"
+        clips.mkdir()
+        write_folder(clips, video_dim, good)
+        infer = Path(sys.executable).with_name("auxformer-infer")
+        command = [str(infer), str(clips), "--model", model, "--out", str(out), "--no-progress", "--no-cache"]
+        command += ["--device", "cpu", "--threads", "1"]
         if budget is not None:
-            command += ["--budget-bytes", str(budget)]
+            command += ["--memory-gib", repr(budget / GIB)]
         wrapper = [sys.executable, "-c", WRAPPER, *command]
         done = subprocess.run(wrapper, capture_output=True, text=True, timeout=TIMEOUT_S + 60, check=True)
-    run = json.loads(done.stdout.strip().splitlines()[-1])
-    if run["rc"] != 0:
-        raise RuntimeError(f"the predicting process failed (exit {run['rc']}):\n{done.stderr}")
-    return {**json.loads(run["stdout"].strip().splitlines()[-1]), "peak_rss": run["peak_rss"]}
+        run = json.loads(done.stdout.strip().splitlines()[-1])
+        if run["rc"] != 0:
+            raise RuntimeError(f"auxformer-infer failed (exit {run['rc']}):\n{run['stdout']}{done.stderr}")
+        lines = (out / "predictions.jsonl").read_text().splitlines()
+    rows = {r["clip_id"].removesuffix(".npz"): [r["status"], r["reason"]] for r in map(json.loads, lines)}
+    return {
+        "rows": rows,
+        "budget": budget if budget is not None else MemoryBudget().limit(),
+        "peak_rss": run["peak_rss"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="model.onnx")
     parser.add_argument("--budget-gib", type=float, help="memory budget per batch (default: MemoryBudget())")
-    parser.add_argument("--budget-bytes", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
-    budget = int(args.budget_gib * (1 << 30)) if args.budget_gib else args.budget_bytes
-    if args.child:
-        child(args.model, args.child, budget)
-        return
+    budget = int(args.budget_gib * GIB) if args.budget_gib else None
     result = measure(args.model, budget)
     if args.json:
         print(json.dumps(result))
         return
     for clip_id, (status, reason) in sorted(result["rows"].items()):
         print(f"{clip_id:8} {status:8} {reason}")
-    gib = 1 << 30
-    print(f"budget {result['budget'] / gib:.2f} GiB, peak RSS {result['peak_rss'] / gib:.2f} GiB")
+    print(f"budget {result['budget'] / GIB:.2f} GiB, peak RSS {result['peak_rss'] / GIB:.2f} GiB")
 
 
 if __name__ == "__main__":

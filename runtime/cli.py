@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from auxformer.common.optional import MissingDependency
 
+from .bounds import GIB, MemoryBudget
 from .infer import InferOptions, run
 from .inputs import INPUT_SUFFIXES, find_inputs
 from .interrupt import Interrupted, interruptible
@@ -64,6 +65,14 @@ def infer(
     ] = False,
     device: Annotated[str, typer.Option(help=DEVICES_HELP)] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="onnxruntime intra-op threads (0: its default)")] = 0,
+    memory_gib: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="memory one batch may take, estimated (default: half of this machine's memory); "
+            "a clip that alone needs more is failed with the limit in its reason",
+        ),
+    ] = None,
     cache: Annotated[bool, typer.Option(help="reuse features of files seen before (keyed by content)")] = True,
     cache_dir: Annotated[Path | None, typer.Option(help="feature cache folder (default: the user cache)")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -98,6 +107,7 @@ def infer(
                     backend="onnxruntime" if model else "tensorrt",
                     device=device,
                     threads=threads,
+                    memory=MemoryBudget(bytes=int(memory_gib * GIB) if memory_gib else None),
                 )
             except (ManifestError, MissingDependency, RunnerError, ValueError, FileNotFoundError) as err:
                 _exit(console, err, 2)

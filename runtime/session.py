@@ -157,7 +157,7 @@ class Session:
         return (
             f"too long to run: {audio_len} audio and {video_len} video frames need an estimated {gib(need)}, "
             f"over the memory budget of {gib(self.memory_limit)} per batch: cut the clip, or raise the budget "
-            "(Session memory=MemoryBudget(...))"
+            "(auxformer-infer --memory-gib, or Session.load(memory=MemoryBudget(...)))"
         )
 
     def _run(

@@ -16,6 +16,8 @@ import pytest
 
 from auxformer.common.parallel import ordered_map
 
+from .export_support import media_model
+from .media_factory import make_clip
 from .pool_jobs import crashed, nap
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes through /proc")
@@ -115,3 +117,31 @@ def test_workers_outlive_the_thread_that_started_them():
     starter.join(timeout=60)
     assert first == [0]
     assert list(results) == [x * x for x in jobs[1:]]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill9", "sigterm"])
+def test_auxformer_infer_leaves_no_process_behind(tmp_path, sig):
+    """The real CLI on media files, stopped while its extraction pool is up (inference is slowed down,
+    so the pool waits on it): nothing of its session survives it."""
+    clips = tmp_path / "clips"
+    for i in range(8):
+        make_clip(clips / f"c{i}.mp4", seconds=0.4, size=96, seed=i)
+    command = [sys.executable, "-m", "tests.infer_process", str(clips), "--model", str(media_model(tmp_path))]
+    command += ["--out", str(tmp_path / "out"), "--no-progress", "--no-cache", "--workers", str(WORKERS)]
+    command += ["--batch-size", "1"]
+    env = {**os.environ, "AUXFORMER_TEST_PREDICT_DELAY": "3"}
+    owner = subprocess.Popen(
+        command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        others = lambda: {p: c for p, c in session_members(owner.pid).items() if p != owner.pid}  # noqa: E731
+        started = wait_for(lambda: len(others()) >= WORKERS + 1, timeout=120)
+        assert started, f"the extraction pool did not start: {others()}"
+        owner.send_signal(sig)
+        owner.wait(timeout=60)
+        assert wait_for(lambda: not others(), timeout=10), f"outlived auxformer-infer: {others()}"
+    finally:
+        owner.kill()
+        owner.wait(timeout=30)
+        for pid in session_members(owner.pid):
+            os.kill(pid, signal.SIGKILL)
