@@ -74,6 +74,26 @@ def wait_for(predicate, timeout: float) -> bool:
     return predicate()
 
 
+def stop_and_check(owner: subprocess.Popen, sig: int, start_timeout: float = 60, resource_tracker: bool = False):
+    """Once `owner` (the leader of its own session) has its pool's workers (and, if asked, the resource
+    tracker) up, send it `sig`: nothing else of its session may be alive 10 s after it ends."""
+    try:
+        others = lambda: {p: c for p, c in session_members(owner.pid).items() if p != owner.pid}  # noqa: E731
+        started = wait_for(lambda: len(others()) >= WORKERS + 1, timeout=start_timeout)
+        assert started, f"the pool did not start: {others()}"
+        if resource_tracker:
+            assert any("resource_tracker" in c for c in others().values())
+        time.sleep(0.5)  # the initializers have run
+        owner.send_signal(sig)
+        owner.wait(timeout=60)
+        assert wait_for(lambda: not others(), timeout=10), f"outlived their owner: {others()}"
+    finally:
+        owner.kill()
+        owner.wait(timeout=30)
+        for pid in session_members(owner.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize(
     ("sig", "threaded", "graceful"),
     [
@@ -90,21 +110,7 @@ def test_workers_and_resource_tracker_die_with_the_owner(sig, threaded, graceful
     owner = subprocess.Popen(
         [sys.executable, "-c", script], cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL
     )
-    try:
-        # every worker is busy with a job, and the tracker is up
-        others = lambda: {p: c for p, c in session_members(owner.pid).items() if p != owner.pid}  # noqa: E731
-        started = wait_for(lambda: len(others()) >= WORKERS + 1, timeout=60)
-        assert started, f"the pool did not start: {others()}"
-        assert any("resource_tracker" in c for c in others().values())
-        time.sleep(0.5)  # the initializers have run
-        owner.send_signal(sig)
-        owner.wait(timeout=30)
-        assert wait_for(lambda: not others(), timeout=10), f"outlived their owner: {others()}"
-    finally:
-        owner.kill()
-        owner.wait(timeout=30)
-        for pid in session_members(owner.pid):
-            os.kill(pid, signal.SIGKILL)
+    stop_and_check(owner, sig, resource_tracker=True)
 
 
 def test_workers_outlive_the_thread_that_started_them():
@@ -133,15 +139,4 @@ def test_auxformer_infer_leaves_no_process_behind(tmp_path, sig):
     owner = subprocess.Popen(
         command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    try:
-        others = lambda: {p: c for p, c in session_members(owner.pid).items() if p != owner.pid}  # noqa: E731
-        started = wait_for(lambda: len(others()) >= WORKERS + 1, timeout=120)
-        assert started, f"the extraction pool did not start: {others()}"
-        owner.send_signal(sig)
-        owner.wait(timeout=60)
-        assert wait_for(lambda: not others(), timeout=10), f"outlived auxformer-infer: {others()}"
-    finally:
-        owner.kill()
-        owner.wait(timeout=30)
-        for pid in session_members(owner.pid):
-            os.kill(pid, signal.SIGKILL)
+    stop_and_check(owner, sig, start_timeout=120)
