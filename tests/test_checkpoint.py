@@ -86,6 +86,14 @@ def test_checkpoint_round_trips_exactly(trained, small_demo, tmp_path):
     assert torch.equal(a.numpy["keys"], b.numpy["keys"]) and torch.equal(a.python["internal"], b.python["internal"])
 
 
+def test_the_trap_is_real(booby_trapped):
+    """Loaded the way the first release loaded checkpoints, the file does run its code: so the tests
+    below, where the marker never appears, can fail."""
+    run, marker = booby_trapped
+    torch.load(run / checkpoint.BEST, weights_only=False)
+    assert marker.exists()
+
+
 def test_loading_functions_refuse_code_without_running_it(booby_trapped):
     run, marker = booby_trapped
     for path in (run, run / checkpoint.BEST, run / checkpoint.LAST):
