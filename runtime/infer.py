@@ -11,6 +11,7 @@ with `resume`, files that already have a row there are skipped.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -159,7 +160,7 @@ def _run(
     log = PredictionLog(folder.path / JSONL, folder.resume)
     try:
         with log:
-            todo = [j for j in jobs if str(j.path) not in log.done]
+            todo = [j for j in jobs if os.path.abspath(j.path) not in log.done]
             for stage in ("extracted", "predicted"):
                 notify(stage, len(jobs) - len(todo))
             _predict(session, todo, options, log, stages, notify)

@@ -5,6 +5,7 @@ the CSV is written, and the CLI exits with a one-line message instead of a trace
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -27,9 +28,11 @@ class Interrupted(BaseException):
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
-    """Within: the first SIGTERM or SIGINT raises Interrupted in the main thread; the ones after it are
-    ignored while the run unwinds (a second Ctrl-C must not cut the clean-up short). The previous
-    handlers come back on exit. A signal the process was started ignoring (SIGINT in a shell's
+    """Within: the first SIGTERM or SIGINT raises Interrupted in the main thread, and the run unwinds
+    (the pool stopped, the CSV written). A second one ends the process at once: the clean-up may be
+    waiting on a long decode, and nothing is lost by leaving then (every row is already synced to the
+    log, the CSV is replaced atomically, the lock dies with the process, the workers follow their
+    parent). The previous handlers come back on exit. A signal the process was started ignoring (SIGINT in a shell's
     background job) stays ignored; outside the main thread (where handlers cannot be set) it does
     nothing."""
     if threading.current_thread() is not threading.main_thread():
@@ -39,13 +42,14 @@ def interruptible() -> Iterator[None]:
 
     def handler(signum: int, frame: object) -> None:
         nonlocal raised
-        if not raised:
-            raised = True
-            raise Interrupted(signum)
+        if raised:
+            os._exit(128 + signum)
+        raised = True
+        raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
         for s, h in previous.items():
-            signal.signal(s, h)
+            signal.signal(s, signal.SIG_DFL if h is None else h)  # None: a handler set outside Python

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .results import CSV, JSONL, OutputError, read_rows
+from .results import JSONL, OutputError, read_rows
 
 try:
     import fcntl
@@ -73,8 +73,15 @@ def _lock(path: Path) -> int:
         raise OutputError(
             f"--out {path} is in use by another auxformer-infer run{pid}: wait for it to end or choose another --out"
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    except OSError:
+        os.close(fd)
+        raise
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+    except OSError:
+        os.close(fd)
+        raise
     return fd
 
 
@@ -95,7 +102,7 @@ def claim(path: Path, resume: bool = False) -> Iterator[OutFolder]:
         except OSError as err:
             raise _refusal(path, err) from err
         rows, _ = read_rows(path / JSONL)
-        if not resume and (rows or (path / CSV).exists()):
+        if not resume and rows:
             raise OutputError(
                 f"--out {path} holds an earlier run's predictions ({len(rows)} rows in {JSONL}): "
                 "pass --resume to finish that run, or choose a new --out"

@@ -31,13 +31,18 @@ JSONL, CSV = "predictions.jsonl", "predictions.csv"
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 
 
+# what every row of the log has (json_row): a line without them is not this program's
+ROW_KEYS = frozenset(("path", "clip_id", "status", "reason", "label", "probabilities", "heads", "present", "cached"))
+
+
 class OutputError(Exception):
     """The output folder cannot be used, or writing to it failed; the message says why, in one line."""
 
 
 def json_row(path: Path, p: Prediction, cached: bool) -> dict[str, Any]:
     return {
-        "path": str(path),
+        # absolute, so `--resume` knows a file however its path was spelled (relative, ./, another cwd)
+        "path": os.path.abspath(path),
         "clip_id": p.clip_id,
         "status": p.status.value,
         "reason": p.reason,
@@ -90,7 +95,7 @@ def read_rows(path: Path) -> tuple[list[dict[str, Any]], int]:
             row = json.loads(line)
         except ValueError:
             row = None
-        if not isinstance(row, dict) or not isinstance(row.get("path"), str):
+        if not isinstance(row, dict) or not isinstance(row.get("path"), str) or not row.keys() >= ROW_KEYS:
             raise OutputError(f"line {number} of {path} is not a prediction row: choose a new --out")
         rows.append(row)
     return rows, complete
@@ -105,7 +110,7 @@ class PredictionLog:
         self.path = path
         rows, self._size = read_rows(path) if resume else ([], 0)
         self.earlier = len(rows)
-        self.done = {row["path"] for row in rows}  # files that already have a row
+        self.done = {row["path"] for row in rows}  # files that already have a row (absolute paths)
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
             os.ftruncate(self._fd, self._size)  # a torn last line from a killed run
@@ -158,7 +163,9 @@ def write_csv(out_dir: Path, rows: list[dict[str, Any]], labels: list[str], head
     writer.writeheader()
     writer.writerows(table)
     try:
-        atomic.write_text(out_dir / CSV, buf.getvalue())
+        # a file name that is not UTF-8 comes back from the OS with surrogates: written as \udcXX escapes,
+        # as the JSON log writes it, never a crash after every clip was predicted
+        atomic.write_bytes(out_dir / CSV, buf.getvalue().encode("utf-8", errors="backslashreplace"))
     except OSError as err:
         raise OutputError(f"writing {out_dir / CSV} failed: {err.strerror} (the rows are in {JSONL})") from err
     return out_dir / CSV

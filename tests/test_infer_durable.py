@@ -232,3 +232,48 @@ def test_a_disk_that_fills_mid_run_stops_it_and_keeps_the_rows(clips, tmp_path, 
     assert finish.exit_code == 0, finish.output
     final, rows = _complete(out / "predictions.jsonl")
     assert final.startswith(data) and len(rows) == CLIPS
+
+
+def test_resume_knows_a_file_however_its_path_was_spelled(clips, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert CliRunner().invoke(app, _args(clips, out)).exit_code == 0
+    first = (out / "predictions.jsonl").read_bytes()
+    monkeypatch.chdir(clips.parent)  # the same folder, now given relative to the working directory
+    relative = Path(clips.name)
+    again = CliRunner().invoke(app, [*_args(relative, out), "--resume"])
+    assert again.exit_code == 0, again.output
+    assert (out / "predictions.jsonl").read_bytes() == first  # nothing predicted twice
+    assert len(_csv_paths(out)) == CLIPS
+
+
+def test_a_log_line_that_is_not_a_whole_row_is_refused_before_any_work(clips, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions.jsonl").write_text(json.dumps({"path": "/x/a.npz", "status": "ok"}) + "\n")
+    result = CliRunner().invoke(app, [*_args(clips, out), "--resume"])
+    assert result.exit_code == 3 and "is not a prediction row" in _said(result)
+    assert (out / "predictions.jsonl").read_text().count("\n") == 1
+
+
+def test_a_run_stopped_before_its_first_row_does_not_block_the_next(clips, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions.csv").write_text("path\n")  # what a run stopped before any row leaves
+    result = CliRunner().invoke(app, _args(clips, out))
+    assert result.exit_code == 0, result.output
+    assert len(_csv_paths(out)) == CLIPS
+
+
+def test_a_file_name_that_is_not_utf8_gets_its_row_and_the_table_is_written(tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for clip in ragged_clips(2, seed=5):
+        write_npz(clip, clips / f"{clip.clip_id}.npz")
+    odd = os.fsencode(clips) + b"/caf\xe9.npz"  # Latin-1 bytes: not UTF-8
+    os.rename(next(clips.glob("*.npz")), odd)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, _args(clips, out))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    assert len(_csv_paths(out)) == 2 and "\\udce9" in (out / "predictions.csv").read_text()
