@@ -71,7 +71,7 @@ class Source:
         cfg = self.model.cfg
         spec = dict(self.ckpt.run.feature_spec)
         test = self.metrics().get("test", {})
-        return Manifest(
+        built = Manifest(
             labels=self.labels,
             features=FeatureSpec(
                 audio_dim=cfg.audio_dim,
@@ -102,6 +102,9 @@ class Source:
             ),
             precision=precision,
         )
+        # read back as the runtime will read it: a value of the wrong type is refused here, before
+        # minutes of exporting, and the parts hold what JSON gives back (lists, not tuples)
+        return Manifest.from_json(built.to_json(), f"the manifest of {self.checkpoint_path}")
 
     def prediction(self) -> PredictionSpec:
         """The fusion rule, the temperatures fitted on dev, and which modalities each head reads (the

@@ -24,6 +24,7 @@ from auxformer.runtime.profile import batch_shape
 from auxformer.runtime.runner import Runner
 
 from .cases import Case
+from .onnx_export import ExportError
 
 Feeds = dict[str, np.ndarray]
 
@@ -190,7 +191,10 @@ def verify(
     results, tops = [], []
     cases = runnable(cases, reference, candidate)
     if not cases:
-        raise ValueError(f"{candidate.name}: none of the verification batches fit its profile")
+        raise ExportError(
+            f"{candidate.name}: none of the verification batches fit its profile ({candidate.profile.to_dict()}): "
+            "build it with a larger profile (--max-batch, --max-audio-len, --max-video-len)"
+        )
     for case in cases:
         result, case_tops = _compare(reference, candidate, case)
         results.append(result)

@@ -231,7 +231,12 @@ def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
             "a version-1 manifest without prediction.head_modalities (which modalities each head reads): "
             "re-export the model with this auxformer (auxformer-export RUN_OR_CHECKPOINT)"
         )
+    for part in ("features", "model", "training"):
+        if not isinstance(data.get(part) or {}, dict):
+            raise ManifestError(f"manifest.{part} must be an object, got {_kind(data[part])}")
     features = dict(data.get("features") or {})
+    if not isinstance(features.get("settings") or {}, dict):
+        raise ManifestError(f"manifest.features.settings must be an object, got {_kind(features['settings'])}")
     # version 1 kept the corpus's metadata under features.settings, the front end's settings inside it
     # as feature_settings (or, written by hand, beside it)
     old = dict(features.pop("settings", None) or {})

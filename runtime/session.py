@@ -72,9 +72,14 @@ class Session:
         `memory`: the most one batch may take (default: MemoryBudget(), half the memory this process may use).
         """
         options = OnnxRuntimeOptions(providers=providers, threads=threads)
-        session = cls(load_runner(path, backend, device, options), features, memory)
-        if features is not None:
-            settings_for(session.manifest, features)
+        runner = load_runner(path, backend, device, options)
+        try:
+            session = cls(runner, features, memory)
+            if features is not None:
+                settings_for(session.manifest, features)
+        except BaseException:
+            runner.close()  # a TensorRT runner holds a CUDA context and device buffers
+            raise
         return session
 
     @property

@@ -181,3 +181,6 @@ def test_weights_that_do_not_fit_the_model_are_a_checkpoint_error(trained, tmp_p
     torch.save({**raw, "state_dict": weights}, tmp_path / checkpoint.BEST)
     with pytest.raises(CheckpointError, match=r"checkpoint.pt's weights do not fit its model: Missing key"):
         checkpoint.load_model(tmp_path)
+    torch.save({**raw, "state_dict": [1, 2]}, tmp_path / checkpoint.BEST)
+    with pytest.raises(CheckpointError, match=r"not a mapping of names to tensors"):
+        checkpoint.load_model(tmp_path)

@@ -29,7 +29,7 @@ from auxformer.export.package import Source
 from auxformer.export.shapes import ProfileOverrides, profile_from_stats
 from auxformer.export.tensorrt_build import Gpu
 from auxformer.export.torch_runner import TorchRunner
-from auxformer.runtime.manifest import INPUTS, Manifest
+from auxformer.runtime.manifest import INPUTS, Manifest, ManifestError
 from auxformer.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from auxformer.runtime.runner import Runner
 from auxformer.train.config import ModelConfig, TrainConfig
@@ -371,3 +371,14 @@ def test_verification_falls_back_to_synthetic_clips_without_the_corpus(run_dir):
     assert not report.passed and report.f1_delta is None and all(f1 is None for f1 in report.macro_f1.values())
     broken = {c.name for c in report.cases if c.max_abs_diff > 1e-4}
     assert broken == {c.name for c in report.cases if "no video" not in c.name}
+
+
+def test_the_exported_manifest_reads_back_equal(run_dir):
+    """What export writes is what the runtime reads: parts hold JSON's types (a tuple in the training
+    config comes back as a list) and a wrong type is refused before any export work."""
+    source = Source.load(run_dir)
+    manifest = source.manifest(profile_from_stats(source.ckpt.run.length_stats))
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    source.ckpt.run.feature_spec["video_embedder"] = 5
+    with pytest.raises(ManifestError, match="video_embedder must be str"):
+        source.manifest(profile_from_stats(source.ckpt.run.length_stats))

@@ -225,3 +225,17 @@ def test_the_heads_a_clip_gets_follow_the_manifests_head_modalities():
     other = Decoder(manifest(prediction=prediction)).decode([_clip(video=False)], outputs, audio_only)[0]
     assert other.heads["audio"] is None and other.heads["video"] is not None
     assert other.status is Status.NO_FACE and other.label == usual.label
+
+
+@pytest.mark.parametrize(
+    ("part", "value"),
+    [("features", "x"), ("features", [1]), ("training", [1]), ("model", "auxformer"), ("settings", "oops")],
+)
+def test_a_malformed_version_1_manifest_is_refused_naming_the_part(part, value):
+    data = version_1(head_modalities={h: list(m) for h, m in HEADS.items()})
+    if part == "settings":
+        data["features"]["settings"] = value
+    else:
+        data[part] = value
+    with pytest.raises(ManifestError, match=rf"model.onnx: manifest\.(features\.)?{part} must be an object"):
+        Manifest.from_json(json.dumps(data), "model.onnx")

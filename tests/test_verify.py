@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from auxformer.export.cases import ClipSet, build_cases
+from auxformer.export.onnx_export import ExportError
 from auxformer.export.pipeline import open_onnx
 from auxformer.export.torch_runner import TorchRunner
 from auxformer.export.verify import Memo, Report, Thresholds, thresholds_for, verify
@@ -164,5 +165,5 @@ def test_only_batches_the_candidates_profile_accepts_are_run(cases, reference):
     assert "1x37x11, full" in names and "5x101x47, full" not in names  # 5 clips, 101 frames: too many
     assert sum(c.clips for c in report.cases if c.name == "clips, full") == 10  # batches of 4 fit
     tight = Shifted(reference, 0.0, profile=Profile(Range(1, 1, 1), Range(1, 1, 1), Range(1, 1, 1)))
-    with pytest.raises(ValueError, match="none of the verification batches fit"):
+    with pytest.raises(ExportError, match="none of the verification batches fit"):
         verify(reference, tight, cases, "fp32", "model.plan", "test clips")

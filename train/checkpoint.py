@@ -179,6 +179,8 @@ def _load_plain(path: Path) -> Any:
 def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
     """Weights into `model`; weights that do not fit it (missing, unexpected, another shape) are the
     file's fault, said in one line rather than torch's list of every tensor."""
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise CheckpointError(f"{what}'s weights are not a mapping of names to tensors: the file is damaged")
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as err:
