@@ -27,7 +27,6 @@ FLOAT = 4  # bytes: every activation is float32 (an fp16 graph computes attentio
 SCORE_COPIES = 5  # score tensors of one attention alive at once (matmul, scale, mask, softmax; measured ~4)
 ACTIVATION_COPIES = 8  # [B, T, d]-sized tensors alive per stream (residual, norm, q/k/v, output)
 INPUT_COPIES = 2  # the padded batch, and its normalised copy inside the graph
-FUSION_MODELS = ("auxformer", "baseline1", "mult")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ with `resume`, files that already have a row there are skipped.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import threading
 import time
@@ -24,7 +23,7 @@ from .contracts import ClipFeatures
 from .inputs import Job
 from .manifest import ManifestError
 from .out_folder import OutFolder, claim
-from .results import CSV, JSONL, OutputError, PredictionLog, RunSummary, json_row, read_rows, write_csv
+from .results import CSV, JSONL, OutputError, PredictionLog, RunSummary, json_row, row_path, write_csv
 from .session import Session
 
 
@@ -86,7 +85,7 @@ def _produce(
                 t = time.perf_counter()
                 clip = load_npz(job.path, job.clip_id)
                 _put(out, _Ready(job, clip, time.perf_counter() - t), stop)
-        media = [j for j in jobs if j.ok and j.path.suffix.lower() not in FEATURE_SUFFIXES]
+        media = [j for j in jobs if j.media]
         if media:
             # closing the generator shuts the worker pool down, also when the consumer stops early
             with contextlib.closing(_extract(media, session, options)) as clips:
@@ -129,7 +128,7 @@ def _checked(clip: ClipFeatures, session: Session) -> ClipFeatures:
 
 def check_front_end(jobs: list[Job], session: Session) -> None:
     """Fail before any work when media files are there but the front end cannot make this model's features."""
-    if any(j.ok and j.path.suffix.lower() not in FEATURE_SUFFIXES for j in jobs):
+    if any(j.media for j in jobs):
         _ = session.front_end.settings  # raises ManifestError saying why
 
 
@@ -157,18 +156,18 @@ def _run(
     t_start = time.perf_counter()
     stages = _Stages()
     finished = False
-    log = PredictionLog(folder.path / JSONL, folder.resume)
+    log = PredictionLog(folder.path / JSONL, folder.rows, folder.size)
     try:
         with log:
-            todo = [j for j in jobs if os.path.abspath(j.path) not in log.done]
+            todo = [j for j in jobs if row_path(j.path) not in log.done]
             for stage in ("extracted", "predicted"):
                 notify(stage, len(jobs) - len(todo))
             _predict(session, todo, options, log, stages, notify)
         finished = True
     finally:
         t_write = time.perf_counter()
-        rows, _ = read_rows(folder.path / JSONL)  # the rows on disk, whatever happened
-        order = {str(j.path): j.index for j in jobs}
+        rows = list(log.rows)  # the rows on disk, whatever happened
+        order = {row_path(j.path): j.index for j in jobs}
         rows.sort(key=lambda row: order.get(row["path"], len(order)))  # stable: rows of other files last
         if finished:
             write_csv(folder.path, rows, session.labels, session.manifest.heads)

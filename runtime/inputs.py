@@ -41,6 +41,11 @@ class Job:
     def ok(self) -> bool:
         return self.reason is None
 
+    @property
+    def media(self) -> bool:
+        """A readable file for the media front end (not a `.npz` of features)."""
+        return self.ok and self.path.suffix.lower() not in FEATURE_SUFFIXES
+
 
 def find_inputs(paths: list[Path]) -> tuple[list[Job], int]:
     """One job per input under `paths` (see the module docstring), in order; and how many other files

@@ -13,8 +13,9 @@ import contextlib
 import errno
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .results import JSONL, OutputError, read_rows
 
@@ -34,6 +35,8 @@ class OutFolder:
 
     path: Path
     resume: bool
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the log's rows when claimed (resume)
+    size: int = 0  # bytes of the log's complete lines when claimed
 
 
 def _refusal(path: Path, err: OSError) -> OutputError:
@@ -101,12 +104,13 @@ def claim(path: Path, resume: bool = False) -> Iterator[OutFolder]:
             _probe(path)
         except OSError as err:
             raise _refusal(path, err) from err
-        rows, _ = read_rows(path / JSONL)
+        rows, size = read_rows(path / JSONL)
         if not resume and rows:
             raise OutputError(
                 f"--out {path} holds an earlier run's predictions ({len(rows)} rows in {JSONL}): "
                 "pass --resume to finish that run, or choose a new --out"
             )
-        yield OutFolder(path, resume)
+        # without rows to keep, a torn line left by a killed run (all `size` can hold then) is cut off
+        yield OutFolder(path, resume, rows, size) if resume else OutFolder(path, resume)
     finally:
         os.close(fd)  # releases the lock

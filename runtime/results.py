@@ -39,10 +39,15 @@ class OutputError(Exception):
     """The output folder cannot be used, or writing to it failed; the message says why, in one line."""
 
 
+def row_path(path: str | os.PathLike[str]) -> str:
+    """A file's key in the log: absolute, so `--resume` and the table's input order know a file however
+    its path was spelled (relative, ./, another working directory)."""
+    return os.path.abspath(path)
+
+
 def json_row(path: Path, p: Prediction, cached: bool) -> dict[str, Any]:
     return {
-        # absolute, so `--resume` knows a file however its path was spelled (relative, ./, another cwd)
-        "path": os.path.abspath(path),
+        "path": row_path(path),
         "clip_id": p.clip_id,
         "status": p.status.value,
         "reason": p.reason,
@@ -106,11 +111,13 @@ class PredictionLog:
     them; a write that fails (a full disk) or is cut short (a signal) is cut back off when the log is
     closed, so the file always ends with a complete row."""
 
-    def __init__(self, path: Path, resume: bool):
+    def __init__(self, path: Path, rows: list[dict[str, Any]], size: int):
+        """`rows`, `size`: what `read_rows` found in the file (kept: a resumed run's earlier rows)."""
         self.path = path
-        rows, self._size = read_rows(path) if resume else ([], 0)
+        self.rows = list(rows)  # every complete row in the file, this run's appended ones included
+        self._size = size
         self.earlier = len(rows)
-        self.done = {row["path"] for row in rows}  # files that already have a row (absolute paths)
+        self.done = {row["path"] for row in rows}  # files that already have a row
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
             os.ftruncate(self._fd, self._size)  # a torn last line from a killed run
@@ -133,6 +140,7 @@ class PredictionLog:
             ) from err
         self._size += len(data)
         self.written += len(rows)
+        self.rows += rows
 
     def _cut(self) -> None:
         try:

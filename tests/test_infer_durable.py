@@ -277,3 +277,20 @@ def test_a_file_name_that_is_not_utf8_gets_its_row_and_the_table_is_written(tmp_
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
     assert len(_csv_paths(out)) == 2 and "\\udce9" in (out / "predictions.csv").read_text()
+
+
+def test_the_table_keeps_input_order_for_inputs_given_relative(media, clips, tmp_path, monkeypatch):
+    """Feature files are predicted before media files (no extraction to wait for), so the log's order
+    is not the input order: the table puts the rows back in input order, however the paths were given."""
+    folder, model = media
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "a.mp4").write_bytes((folder / "a.mp4").read_bytes())
+    (mixed / "b.npz").write_bytes(next(clips.glob("*.npz")).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    args = ["mixed", "--model", str(model), "--out", "out", "--no-cache", "--no-progress", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(line)["path"] for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert logged == [str(mixed / "b.npz"), str(mixed / "a.mp4")]  # the log: in the order predicted
+    assert _csv_paths(tmp_path / "out") == [str(mixed / "a.mp4"), str(mixed / "b.npz")]
