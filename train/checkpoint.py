@@ -52,9 +52,7 @@ class RunInfo:
     partition_sizes: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["model_config"], out["train_config"] = self.model_config.to_dict(), self.train_config.to_dict()
-        return out
+        return asdict(self)  # the nested configs too (their to_dict is asdict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunInfo:
