@@ -153,6 +153,9 @@ class FaceTrack:
     boxes: np.ndarray  # float32 [T, 4] x0, y0, x1, y1 (zeros where there is no face)
     valid: np.ndarray  # bool [T]
     keyframes: np.ndarray  # int [K] frames the detector ran on
+    # float32 [T, 2, 2]: (x, y) of the eye on the image's left, then the other; None when the detector
+    # gives no landmarks. Aligners level the eyes with it; rows where `valid` is false are unused.
+    eyes: np.ndarray | None = None
 
     @property
     def rate(self) -> float:
