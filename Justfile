@@ -16,6 +16,9 @@ demo-features:
 test:
     python -m pytest -q
 
+# rebuild the shipped face models from their pinned registry wheels (needs PyPI access; not at run time)
+models:
+
 # lint
 lint:
     ruff check .
