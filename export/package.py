@@ -18,7 +18,15 @@ from auxformer.train.splits import read_splits
 
 # corpus.json keys the manifest's FeatureSpec takes from a checkpoint's feature spec (the rest is provenance);
 # face_detector repeats feature_settings' detector
-_FEATURE_KEYS = ("audio_dim", "video_dim", "audio_features", "video_embedder", "feature_settings", "face_detector")
+_FEATURE_KEYS = (
+    "audio_dim",
+    "video_dim",
+    "audio_features",
+    "video_embedder",
+    "video_weights",
+    "feature_settings",
+    "face_detector",
+)
 
 
 @dataclass
@@ -77,6 +85,7 @@ class Source:
                 audio_dim=cfg.audio_dim,
                 video_dim=cfg.video_dim,
                 video_embedder=spec.get("video_embedder"),
+                video_weights=spec.get("video_weights"),
                 audio_features=spec.get("audio_features"),
                 settings=spec.get("feature_settings"),
                 provenance={k: v for k, v in spec.items() if k not in _FEATURE_KEYS},

@@ -126,6 +126,12 @@ def check_settings(manifest: Manifest, settings: Any) -> None:
             f"the front end embeds faces with {settings.video_embedder!r}, "
             f"the model was trained on {wanted.video_embedder!r}"
         )
+    if wanted.video_weights is not None and settings.video_weights != wanted.video_weights:
+        raise ManifestError(
+            f"the front end's {settings.video_embedder!r} embedder runs weights {settings.video_weights}, "
+            f"the model was trained on features of weights {wanted.video_weights}: another auxformer version "
+            "made them; use that version, or train the model again on features from this one"
+        )
 
 
 class FrontEnd:

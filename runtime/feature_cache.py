@@ -55,6 +55,8 @@ class FeatureCache:
         self.root = Path(root)
         kept = {k: v for k, v in settings.to_dict().items() if k not in NOT_IN_KEY}
         described = {"format": FORMAT, "settings": kept, "versions": _versions()}
+        if settings.video_weights:  # the shipped weights count by content too: a new model file makes new features
+            described["video_weights"] = settings.video_weights
         # weights are named by path in the settings: key on what the files hold
         for name in ("vggface_weights", "ssd_prototxt", "ssd_model"):
             value = getattr(settings, name)

@@ -1,7 +1,7 @@
 """One media file -> one clip's features (the contract of docs/architecture.md), with a status and a reason.
 
     from auxformer.runtime.features import extract, FeatureSettings
-    clip = extract("clip.mp4")                       # pixels embedder, Haar detector
+    clip = extract("clip.mp4")                       # expression embedder, Haar detector
     clip.status, clip.reason, clip.audio.shape, clip.video.shape
 
 Stages: decode (PyAV, once per file) -> audio features (openSMILE) and face tracking (every k-th
@@ -32,10 +32,13 @@ from auxformer.common.config_dicts import DictConfig
 from .contracts import AUDIO_DIM, AUDIO_FPS, ClipFeatures, Status
 from .media.audio_features import ComParE
 from .media.decode import DecodedMedia, MediaError, decode
+from .media.expression import LABELS as EXPRESSION_LABELS
+from .media.expression import weights_digest as expression_weights_digest
 from .media.face_embedders import build_embedder
 from .media.faces import build_detector, track_faces
 
-EMBEDDER_DIMS = {"pixels": None, "vggface": 4096}  # pixels: pixels_size ** 2
+# pixels: pixels_size ** 2; expression: + 7 with expression_logits
+EMBEDDER_DIMS = {"expression": 128, "pixels": None, "vggface": 4096}
 LONG_CLIPS = ("fail", "truncate")
 STAGES = ("decode", "audio", "detect", "embed")
 
@@ -45,12 +48,13 @@ class FeatureSettings(DictConfig):
     """Everything that changes the features. Its `to_dict()` is stored with every feature corpus
     and cache entry, so features made with other settings are never mixed up with these."""
 
-    video_embedder: str = "pixels"  # pixels | vggface
+    video_embedder: str = "expression"  # expression | pixels | vggface
     detector: str = "haar"  # haar | ssd
     detect_every: int = 3  # run the detector on every k-th frame, interpolate in between
     min_face: float = 0.1  # smallest face side, as a fraction of the frame's shorter side
     face_margin: float = 0.2  # crop margin on each side, as a fraction of the face box
     pixels_size: int = 64  # side of the pixels embedder's grey crop
+    expression_logits: bool = False  # append the 7 expression logits to the expression embedding
     # frames are downscaled so their longer side is at most this (CREMA-D's 480x360 stays as it is);
     # it bounds memory too: a 60 s clip at 30 fps holds ~0.9 GB of RGB frames
     max_side: int = 480
@@ -62,7 +66,7 @@ class FeatureSettings(DictConfig):
     vggface_preprocess: str = "unit"  # unit: [-1, 1] as docs/model.md and the exported face encoder | dag-mean
     ssd_prototxt: str | None = None
     ssd_model: str | None = None
-    providers: tuple[str, ...] = ()  # onnxruntime providers for vggface; () = CPU, ("auto",) = all
+    providers: tuple[str, ...] = ()  # onnxruntime providers of the embedders; () = CPU, ("auto",) = all
     threads: int = 1  # per process: decoding and onnxruntime
 
     def __post_init__(self) -> None:
@@ -78,7 +82,15 @@ class FeatureSettings(DictConfig):
 
     @property
     def video_dim(self) -> int:
+        if self.video_embedder == "expression":
+            return EMBEDDER_DIMS["expression"] + (len(EXPRESSION_LABELS) if self.expression_logits else 0)
         return EMBEDDER_DIMS[self.video_embedder] or self.pixels_size**2
+
+    @property
+    def video_weights(self) -> str | None:
+        """Short sha256 of the shipped weights the embedder runs (None for one without shipped weights):
+        a model trained on features of other weights is refused (`clip_inputs.check_settings`)."""
+        return expression_weights_digest() if self.video_embedder == "expression" else None
 
     def feature_spec(self) -> dict[str, Any]:
         """What a corpus and a model manifest record about these features (docs/architecture.md)."""
@@ -87,6 +99,7 @@ class FeatureSettings(DictConfig):
             "audio_features": ComParE.name,
             "video_dim": self.video_dim,
             "video_embedder": self.video_embedder,
+            "video_weights": self.video_weights,
             "face_detector": self.detector,
             "feature_settings": self.to_dict(),
         }
@@ -109,6 +122,7 @@ class FeatureExtractor:
             s.providers,
             s.threads,
             s.vggface_preprocess,
+            s.expression_logits,
         )
         self.timings = dict.fromkeys(STAGES, 0.0)
 

@@ -47,7 +47,9 @@ class FeatureSpec:
 
     audio_dim: int
     video_dim: int
-    video_embedder: str | None = None  # "pixels", "vggface", or the name your own extractor gave its corpus
+    video_embedder: str | None = None  # "expression", "pixels", "vggface", or the name your own extractor gave
+    # short sha256 of the shipped weights the embedder ran (FeatureSettings.video_weights); None: not recorded
+    video_weights: str | None = None
     audio_features: str | None = None  # what the audio dims are (ComParE LLDs)
     # the media front end's FeatureSettings.to_dict(); None when the features were not made by it
     settings: dict[str, Any] | None = None

@@ -70,7 +70,7 @@ def media_model(folder: Path) -> Path:
     face crops (16 dims, the tiny model's video_dim), so it runs on media files."""
     from auxformer.runtime.features import FeatureSettings
 
-    settings = FeatureSettings(pixels_size=4)
+    settings = FeatureSettings(video_embedder="pixels", pixels_size=4)
     assert settings.video_dim == VIDEO_DIM
     features = FeatureSpec(audio_dim=130, video_dim=VIDEO_DIM, video_embedder="pixels", settings=settings.to_dict())
     return with_manifest(tiny_export().path, folder / "model.onnx", features=features)

@@ -33,10 +33,18 @@ def test_clip_with_voice_and_face_has_both_modalities(talking_head):
     # ComParE LLDs at 100 fps over ~1 s (AAC padding adds a few frames)
     assert clip.audio.shape[1] == AUDIO_DIM and 95 <= clip.audio.shape[0] <= 115
     assert clip.audio_mask.all() and np.isfinite(clip.audio).all()
-    assert clip.video.shape == (25, 64 * 64) and clip.info["video_fps"] == pytest.approx(25.0)
+    # the default embedder: the expression model's 128-d embedding per frame with a face
+    assert clip.video.shape == (25, 128) and clip.info["video_fps"] == pytest.approx(25.0)
     assert clip.info["face_rate"] >= 0.9
     faces = clip.video[clip.video_mask]
-    # pixels embedder: standardised grey crops
+    assert np.isfinite(faces).all() and (np.abs(faces).sum(1) > 0).all()
+    assert not clip.video[~clip.video_mask].any()
+
+
+def test_pixels_embedder_gives_standardised_grey_crops(talking_head):
+    clip = extract(talking_head, FeatureSettings(video_embedder="pixels"))
+    assert clip.video.shape == (25, 64 * 64) and clip.info["face_rate"] >= 0.9
+    faces = clip.video[clip.video_mask]
     np.testing.assert_allclose(faces.mean(1), 0, atol=1e-4)
     np.testing.assert_allclose(faces.std(1), 1, atol=1e-2)
     assert not clip.video[~clip.video_mask].any()
@@ -60,13 +68,13 @@ def test_video_without_audio_stream_marks_audio_missing(tmp_path):
 def test_audio_only_file_marks_video_missing(tmp_path):
     clip = extract(make_clip(tmp_path / "voice.flac", seconds=0.5))
     assert clip.status is Status.NO_FACE and "no video stream" in clip.reason
-    assert clip.video.shape == (0, 4096) and clip.audio_mask.all()
+    assert clip.video.shape == (0, 128) and clip.audio_mask.all()
 
 
 def test_clip_without_a_face_keeps_frames_masked(tmp_path):
     clip = extract(make_clip(tmp_path / "empty_room.mp4", seconds=0.5, with_face=False))
     assert clip.status is Status.NO_FACE and "no face found in any of 12 frames" in clip.reason
-    assert clip.video.shape == (12, 4096) and not clip.video_mask.any() and not clip.video.any()
+    assert clip.video.shape == (12, 128) and not clip.video_mask.any() and not clip.video.any()
 
 
 def test_silent_track_and_no_face_make_an_empty_clip(tmp_path):
@@ -139,7 +147,9 @@ def test_settings_are_validated():
         FeatureSettings(video_embedder="resnet")
     with pytest.raises(ValueError, match="long_clips"):
         FeatureSettings(long_clips="split")
-    assert FeatureSettings(pixels_size=32).video_dim == 1024
+    assert FeatureSettings(video_embedder="pixels", pixels_size=32).video_dim == 1024
+    assert FeatureSettings().video_embedder == "expression" and FeatureSettings().video_dim == 128
+    assert FeatureSettings(expression_logits=True).video_dim == 128 + 7
     assert FeatureSettings.from_dict(FeatureSettings(detect_every=5).to_dict()).detect_every == 5
 
 

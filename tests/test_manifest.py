@@ -25,7 +25,7 @@ from auxformer.runtime.profile import Profile, Range
 
 LABELS = ["anger", "happy", "sad"]
 HEADS = {"av": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
-SETTINGS = FeatureSettings(pixels_size=4)
+SETTINGS = FeatureSettings(video_embedder="pixels", pixels_size=4)
 
 
 def manifest(**changes) -> Manifest:
@@ -203,7 +203,7 @@ def test_check_features_refuses_video_of_other_dims():
 def test_front_end_settings_come_from_the_manifest_and_are_checked():
     assert settings_for(manifest()) == SETTINGS
     with pytest.raises(ManifestError, match="makes 64-dim video features, the model expects 16"):
-        settings_for(manifest(), FeatureSettings(pixels_size=8))
+        settings_for(manifest(), FeatureSettings(video_embedder="pixels", pixels_size=8))
     unrecorded = manifest(features=FeatureSpec(audio_dim=130, video_dim=16, video_embedder="demo"))
     with pytest.raises(ManifestError, match="were not made by the media front end"):
         settings_for(unrecorded)
@@ -239,3 +239,33 @@ def test_a_malformed_version_1_manifest_is_refused_naming_the_part(part, value):
         data[part] = value
     with pytest.raises(ManifestError, match=rf"model.onnx: manifest\.(features\.)?{part} must be an object"):
         Manifest.from_json(json.dumps(data), "model.onnx")
+
+
+def test_a_model_trained_on_other_expression_weights_is_refused():
+    """The feature spec records the shipped weights' digest; a model trained on features of other
+    weights (an older or newer expression.onnx) is refused, not fed features it never saw."""
+    settings = FeatureSettings()  # the default: the expression embedder
+    spec = settings.feature_spec()
+    assert spec["video_embedder"] == "expression" and len(spec["video_weights"]) == 16
+
+    def trained_on(weights: str | None) -> Manifest:
+        features = FeatureSpec(
+            audio_dim=130,
+            video_dim=128,
+            video_embedder="expression",
+            video_weights=weights,
+            settings=settings.to_dict(),
+        )
+        return manifest(features=features)
+
+    assert settings_for(trained_on(spec["video_weights"])) == settings
+    assert settings_for(trained_on(None)) == settings  # a manifest that records no digest is not checked on it
+    with pytest.raises(
+        ManifestError, match=r"runs weights \w+, the model was trained on features of weights 0123456789abcdef:"
+    ):
+        settings_for(trained_on("0123456789abcdef"))
+    with pytest.raises(ManifestError, match="runs weights"):
+        settings_for(trained_on("0123456789abcdef"), FeatureSettings())
+    # and the digest survives the manifest's trip through JSON
+    again = Manifest.from_json(trained_on("0123456789abcdef").to_json())
+    assert again.features.video_weights == "0123456789abcdef"

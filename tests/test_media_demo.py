@@ -7,6 +7,7 @@ import csv
 import av
 import numpy as np
 
+from auxformer.runtime.features import FeatureSettings
 from auxformer.train.demo_corpus import AUDIO_GROUP, VIDEO_GROUP
 from auxformer.train.media_demo import FACE_EXPRESSIONS, VOICE_STYLES, MediaDemoSpec, plan_clips, run_media_demo
 
@@ -23,7 +24,8 @@ def test_demo_clips_are_real_mp4s_and_the_front_end_finds_their_faces(tmp_path):
         assert {s.type for s in container.streams} == {"audio", "video"}
         assert container.streams.video[0].codec_context.name == "h264"
     assert summary.face_rate >= 0.95
-    assert corpus.metadata["video_embedder"] == "pixels" and corpus.video_dim == 4096
+    assert corpus.metadata["video_embedder"] == "expression" and corpus.video_dim == 128
+    assert corpus.metadata["video_weights"] == FeatureSettings().video_weights
 
     clip_file = tmp_path / "demo_media" / rows[0]["path"]
     stamp = clip_file.stat().st_mtime_ns

@@ -33,7 +33,7 @@ def test_prepare_writes_usable_clips_and_reports_every_clip(tmp_path):
     (tmp_path / "list.csv").write_text(
         "path,label,speaker\nmedia/s1_a.mp4,happy,s1\nmedia/s2_b.mp4,sad,s2\nmedia/s3_c.mp4,sad,s3\nmedia/s4_d.mp4,happy,s4\n"
     )
-    settings = FeatureSettings(pixels_size=32)
+    settings = FeatureSettings(video_embedder="pixels", pixels_size=32)
     summary = prepare(
         open_media_corpus(tmp_path / "list.csv"), tmp_path / "features", settings, workers=1, progress=False
     )

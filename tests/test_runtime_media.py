@@ -99,7 +99,7 @@ def test_cli_predicts_a_folder_with_bad_files(model, clips, tmp_path):
 
 def test_front_end_settings_must_make_the_models_features(model, clips, tmp_path):
     with pytest.raises(ManifestError, match="makes 64-dim video features, the model expects 16"):
-        Session.load(model, features=FeatureSettings(pixels_size=8))
+        Session.load(model, features=FeatureSettings(video_embedder="pixels", pixels_size=8))
     # a model trained on features the front end did not make: media files are refused before any work
     result = CliRunner().invoke(
         app, [str(clips), "--model", str(tiny_export().path), "--out", str(tmp_path), "--no-progress"]

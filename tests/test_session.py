@@ -178,7 +178,7 @@ def test_inputs_may_be_arrays_feature_files_or_paths(tmp_path, session):
 def test_media_paths_without_the_media_packages_say_what_is_missing(tmp_path, monkeypatch):
     from auxformer.runtime.features import FeatureSettings
 
-    settings = FeatureSettings(pixels_size=4)  # features the front end can make for this model
+    settings = FeatureSettings(video_embedder="pixels", pixels_size=4)  # features the front end can make for this model
     features = {"video_embedder": settings.video_embedder, "settings": settings.to_dict()}
     model = with_manifest(tiny_export().path, tmp_path / "model.onnx", features=features)
     session = Session.load(model, device="cpu")  # its own front end, not yet built

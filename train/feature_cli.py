@@ -14,7 +14,7 @@ from rich.console import Console
 
 from auxformer.runtime.features import FeatureSettings
 
-EmbedderOption = Annotated[str, typer.Option(help="video embedder: pixels | vggface")]
+EmbedderOption = Annotated[str, typer.Option(help="video embedder: expression | pixels | vggface")]
 WeightsOption = Annotated[Path | None, typer.Option(help="vgg_face_dag.pth, for --embedder vggface")]
 DetectorOption = Annotated[str, typer.Option(help="face detector: haar | ssd")]
 SsdOption = Annotated[
@@ -27,7 +27,7 @@ WorkersOption = Annotated[int, typer.Option(help="extraction processes (0 = one 
 
 
 def settings_from_options(
-    embedder: str = "pixels",
+    embedder: str = FeatureSettings.video_embedder,
     vggface_weights: Path | None = None,
     detector: str = "haar",
     ssd_files: tuple[Path, Path] | None = None,
@@ -68,7 +68,7 @@ def prepare_command(
     speaker_pattern: Annotated[
         str | None, typer.Option(help="label folders: regex whose group 1 is the speaker")
     ] = None,
-    embedder: EmbedderOption = "pixels",
+    embedder: EmbedderOption = FeatureSettings.video_embedder,
     vggface_weights: WeightsOption = None,
     detector: DetectorOption = "haar",
     ssd_files: SsdOption = None,

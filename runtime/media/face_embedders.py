@@ -1,8 +1,12 @@
 """Face crops -> one vector per frame.
 
-- `pixels` (default, no weights): the face box made square, widened by the margin, cut out, turned
-  grey and resized to 64x64 ("aligned" to the tracked box: same position and scale in every frame),
-  then standardised per crop (zero mean, unit variance): 4096 dims.
+- `expression` (default, shipped weights): the face aligned by its eyes (or, when the detector gives
+  no eyes, the square box widened by the margin; `align.py`), grey 64x64, through fer's
+  mini-Xception expression CNN (`expression.py`): the 128-d pooled last block, optionally followed
+  by the 7 expression logits. All frames of a clip go through onnxruntime in batches.
+- `pixels` (no weights): the face box made square, widened by the margin, cut out, turned grey and
+  resized to 64x64 ("aligned" to the tracked box: same position and scale in every frame), then
+  standardised per crop (zero mean, unit variance): 4096 dims.
 - `vggface` (the paper's): VGG16 trained on faces, fc7 after its ReLU, 4096 dims, run by onnxruntime
   from the user's `vgg_face_dag.pth` (see `vggface.py`).
 
@@ -17,6 +21,7 @@ import numpy as np
 
 from auxformer.common.optional import require
 
+from .align import align_face, crop_square
 from .faces import FaceTrack
 
 
@@ -27,26 +32,6 @@ class Embedder(Protocol):
     def __call__(self, frames: list[np.ndarray], track: FaceTrack) -> np.ndarray:
         """float32 [T, dim]; zero rows where `track.valid` is false."""
         ...
-
-
-def crop_square(frame: np.ndarray, box: np.ndarray, margin: float, size: int) -> np.ndarray:
-    """The square around `box` widened by `margin` of its side on each side, resized to `size`.
-
-    Parts outside the frame repeat its border, so a face at the edge keeps its scale and position.
-    """
-    cv2 = require("cv2")
-    x0, y0, x1, y1 = (float(v) for v in box)
-    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left, top = round(cx - side / 2), round(cy - side / 2)
-    right, bottom = left + max(1, round(side)), top + max(1, round(side))
-    h, w = frame.shape[:2]
-    pad = max(0, -left, -top, right - w, bottom - h)
-    if pad:
-        frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    crop = frame[top + pad : bottom + pad, left + pad : right + pad]
-    interpolation = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
 class PixelEmbedder:
@@ -93,6 +78,38 @@ class VggFaceEmbedder:
         return out
 
 
+class ExpressionEmbedder:
+    name = "expression"
+
+    def __init__(self, margin: float = 0.2, providers: tuple[str, ...] = (), threads: int = 1, logits: bool = False):
+        from .expression import EMBEDDING_DIM, LABELS, ExpressionModel
+
+        self.cv2 = require("cv2")
+        self.model = ExpressionModel(providers=providers, threads=threads)
+        self.margin, self.logits = margin, logits
+        self.dim = EMBEDDING_DIM + (len(LABELS) if logits else 0)
+
+    def crops(self, frames: list[np.ndarray], track: FaceTrack, idx: np.ndarray) -> np.ndarray:
+        """uint8 grey aligned crops [len(idx), 64, 64] of the frames `idx`."""
+        size, eyes = self.model.size, track.eyes
+        out = np.empty((len(idx), size, size), np.uint8)
+        for i, t in enumerate(idx):
+            # cut first, grey after: the colour conversion then runs on 64x64 pixels, not the frame
+            crop = align_face(frames[t], track.boxes[t], None if eyes is None else eyes[t], size, self.margin)
+            out[i] = self.cv2.cvtColor(crop, self.cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
+        return out
+
+    def __call__(self, frames: list[np.ndarray], track: FaceTrack) -> np.ndarray:
+        out = np.zeros((len(frames), self.dim), np.float32)
+        valid = np.flatnonzero(track.valid)
+        crops = self.crops(frames, track, valid)
+        for start in range(0, len(valid), self.model.batch):
+            idx = valid[start : start + self.model.batch]
+            embedding, logits = self.model.run(crops[start : start + self.model.batch])
+            out[idx] = np.concatenate([embedding, logits], axis=1) if self.logits else embedding
+        return out
+
+
 def build_embedder(
     name: str,
     margin: float = 0.2,
@@ -101,9 +118,12 @@ def build_embedder(
     providers: tuple[str, ...] = (),
     threads: int = 1,
     vggface_preprocess: str = "unit",
+    expression_logits: bool = False,
 ) -> Embedder:
+    if name == "expression":
+        return ExpressionEmbedder(margin, providers, threads, expression_logits)
     if name == "pixels":
         return PixelEmbedder(pixels_size, margin)
     if name == "vggface":
         return VggFaceEmbedder(vggface_weights, margin, providers, threads, vggface_preprocess)
-    raise ValueError(f"unknown video embedder {name!r}: use 'pixels' or 'vggface'")
+    raise ValueError(f"unknown video embedder {name!r}: use 'expression', 'pixels' or 'vggface'")
