@@ -21,10 +21,15 @@ from auxformer.common.optional import require
 
 @dataclass(frozen=True)
 class EyeTemplate:
-    """Where the eye centres land, as fractions of the crop's side (x, y)."""
+    """Where the eye centres land, as fractions of the crop's side (x, y).
 
-    left: tuple[float, float] = (0.32, 0.38)  # the eye on the image's left
-    right: tuple[float, float] = (0.68, 0.38)
+    The default (eyes 0.32 of the side apart, at 0.38 of its height) is FER2013-like framing and was
+    among the best of a sweep (eye distance 0.28 to 0.40, height 0.36 to 0.44) of the expression model's
+    own call on real portraits turned by -30 to 30 degrees; closer framings (0.40) turned a neutral
+    face angry or sad."""
+
+    left: tuple[float, float] = (0.34, 0.38)  # the eye on the image's left
+    right: tuple[float, float] = (0.66, 0.38)
 
 
 FER_TEMPLATE = EyeTemplate()
