@@ -30,7 +30,7 @@ WEIGHTS_HELP = (
     "the 'vggface' embedder needs the VGG-Face weights file vgg_face_dag.pth (Samuel Albanie's PyTorch "
     "conversion of the Oxford VGG-Face model, ~580 MB, listed at "
     "https://www.robots.ox.ac.uk/~albanie/pytorch-models.html): download it and pass its path "
-    "(--vggface-weights PATH, or FeatureSettings(vggface_weights=PATH)); or use the default 'pixels' embedder"
+    "(--vggface-weights PATH, or FeatureSettings(vggface_weights=PATH)); or use the default 'expression' embedder"
 )
 # "unit" (default): pixels scaled to [-1, 1] as docs/model.md, "Inputs" describes;
 # "dag-mean": the RGB mean subtraction the weights were trained with (vgg_face_dag meta)
