@@ -155,3 +155,9 @@ def test_same_padding_matches_tensorflow():
     assert expression.same_pads(15, 3, 2) == (1, 1)
     assert expression.same_pads(30, 1, 2) == (0, 0)
     assert expression.same_pads(8, 3, 1) == (1, 1)
+
+
+def test_shipped_models_fit_the_package_data_budget():
+    folder = model_path("expression.onnx").parent
+    assert sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) <= 5 * 2**20
+    assert "## expression.onnx" in (folder / "NOTICE.md").read_text()  # its origin and licence

@@ -80,3 +80,4 @@ def test_built_wheel_contains_every_part(tmp_path):
     for part in PARTS:
         assert f"auxformer/{part}/__init__.py" in names
     assert "auxformer/train/model.py" in names and not any(n.startswith("tests/") for n in names)
+    assert {"auxformer/runtime/media/models/expression.onnx", "auxformer/runtime/media/models/NOTICE.md"} <= names
