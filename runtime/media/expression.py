@@ -42,13 +42,17 @@ def to_input(grey: np.ndarray) -> np.ndarray:
 
 class ExpressionModel:
     size = SIZE
-    batch = 64  # crops per onnxruntime call
+    # crops per onnxruntime call: a GPU wants many; on a CPU thread small batches keep the activations
+    # in cache (measured per frame on one thread: 4 crops 2.2 ms, 16: 3.0 ms, 64: 3.9 ms)
+    cpu_batch, gpu_batch = 4, 64
 
     def __init__(self, providers: tuple[str, ...] = (), threads: int = 1):
         ort = require("onnxruntime")
         # made like every other onnxruntime session of the package; extraction workers run one thread each
         options = OnnxRuntimeOptions(providers=session_providers(ort, providers), threads=threads)
         self.session = inference_session(model_path(MODEL_FILE), options=options)
+        on_gpu = set(self.session.get_providers()) != {"CPUExecutionProvider"}
+        self.batch = self.gpu_batch if on_gpu else self.cpu_batch
 
     def run(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 grey crops [N, 64, 64] -> (embedding [N, 128], logits [N, 7]), float32."""
