@@ -18,6 +18,7 @@ test:
 
 # rebuild the shipped face models from their pinned registry wheels (needs PyPI access; not at run time)
 models:
+    python tools/models/blazeface.py
 
 # lint
 lint:

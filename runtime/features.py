@@ -1,7 +1,7 @@
 """One media file -> one clip's features (the contract of docs/architecture.md), with a status and a reason.
 
     from auxformer.runtime.features import extract, FeatureSettings
-    clip = extract("clip.mp4")                       # pixels embedder, Haar detector
+    clip = extract("clip.mp4")                       # pixels embedder, BlazeFace detector
     clip.status, clip.reason, clip.audio.shape, clip.video.shape
 
 Stages: decode (PyAV, once per file) -> audio features (openSMILE) and face tracking (every k-th
@@ -33,7 +33,7 @@ from .contracts import AUDIO_DIM, AUDIO_FPS, ClipFeatures, Status
 from .media.audio_features import ComParE
 from .media.decode import DecodedMedia, MediaError, decode
 from .media.face_embedders import build_embedder
-from .media.faces import build_detector, track_faces
+from .media.faces import DETECTORS, build_detector, shipped_weights_sha256, track_faces
 
 EMBEDDER_DIMS = {"pixels": None, "vggface": 4096}  # pixels: pixels_size ** 2
 LONG_CLIPS = ("fail", "truncate")
@@ -46,7 +46,10 @@ class FeatureSettings(DictConfig):
     and cache entry, so features made with other settings are never mixed up with these."""
 
     video_embedder: str = "pixels"  # pixels | vggface
-    detector: str = "haar"  # haar | ssd
+    detector: str = "blazeface"  # blazeface | haar | ssd (runtime/media/faces.py)
+    # short sha256 of a shipped detector's weights, filled in from the installed file; settings that
+    # name other weights (features a model was trained on with another release's detector) are refused
+    detector_sha256: str | None = None
     detect_every: int = 3  # run the detector on every k-th frame, interpolate in between
     min_face: float = 0.1  # smallest face side, as a fraction of the frame's shorter side
     face_margin: float = 0.2  # crop margin on each side, as a fraction of the face box
@@ -62,7 +65,7 @@ class FeatureSettings(DictConfig):
     vggface_preprocess: str = "unit"  # unit: [-1, 1] as docs/model.md and the exported face encoder | dag-mean
     ssd_prototxt: str | None = None
     ssd_model: str | None = None
-    providers: tuple[str, ...] = ()  # onnxruntime providers for vggface; () = CPU, ("auto",) = all
+    providers: tuple[str, ...] = ()  # onnxruntime providers (vggface, blazeface); () = CPU, ("auto",) = all
     threads: int = 1  # per process: decoding and onnxruntime
 
     def __post_init__(self) -> None:
@@ -74,6 +77,16 @@ class FeatureSettings(DictConfig):
             raise ValueError(f"vggface_preprocess must be 'unit' or 'dag-mean', got {self.vggface_preprocess!r}")
         if self.detect_every < 1 or self.max_seconds <= 0:
             raise ValueError("detect_every must be >= 1 and max_seconds > 0")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {self.detector!r}")
+        shipped = shipped_weights_sha256(self.detector)
+        if self.detector_sha256 is None:
+            object.__setattr__(self, "detector_sha256", shipped)
+        elif self.detector_sha256 != shipped:
+            raise ValueError(
+                f"the {self.detector!r} detector's weights were {self.detector_sha256} when these features were "
+                f"made; this installation ships {shipped}: re-extract the features (or install that release)"
+            )
         object.__setattr__(self, "providers", tuple(self.providers))
 
     @property
@@ -100,7 +113,7 @@ class FeatureExtractor:
     def __init__(self, settings: FeatureSettings | None = None):
         s = self.settings = settings or FeatureSettings()
         self.audio = ComParE(s.silence_dbfs)
-        self.detector = build_detector(s.detector, s.min_face, s.ssd_prototxt, s.ssd_model)
+        self.detector = build_detector(s.detector, s.min_face, s.ssd_prototxt, s.ssd_model, s.threads, s.providers)
         self.embedder = build_embedder(
             s.video_embedder,
             s.face_margin,
