@@ -9,9 +9,10 @@ Detectors:
   package: the user passes `deploy.prototxt` and `res10_300x300_ssd_iter_140000.caffemodel`.
 
 Tracking: detect on frames 0, k, 2k, ... and the last; when a keyframe has several faces keep the one
-that overlaps the previous face most (else the best scored); smooth the keyframe boxes (and eyes) over
-time; frames between two keyframes with a face get the interpolated box and eyes, frames next to a keyframe without one
-hold the nearer box for at most k/2 frames, and the rest have no face (mask false, never a guess).
+that overlaps the previous face most (else the best scored); smooth the keyframe boxes (and eyes)
+over time; frames between two keyframes with a face get the interpolated box and eyes, frames next
+to a keyframe without one hold the nearer box for at most k/2 frames, and the rest have no face (mask
+false, never a guess).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Protocol
 import numpy as np
 
 from auxformer.common.optional import require
+
+from .blazeface import BlazeFaceDetector, weights_sha256
 
 DETECTORS = ("blazeface", "haar", "ssd")
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
@@ -151,8 +154,6 @@ def build_detector(
     providers: tuple[str, ...] = (),
 ) -> Detector:
     if name == "blazeface":
-        from .blazeface import BlazeFaceDetector  # onnxruntime only when asked for
-
         return BlazeFaceDetector(min_face=min_face, threads=threads, providers=providers)
     if name == "haar":
         return HaarDetector(min_face=min_face)
@@ -163,11 +164,7 @@ def build_detector(
 
 def shipped_weights_sha256(name: str) -> str | None:
     """Short sha256 of the weights shipped for detector `name`; None for one whose weights are not ours."""
-    if name != "blazeface":
-        return None
-    from .blazeface import weights_sha256
-
-    return weights_sha256()
+    return weights_sha256() if name == BlazeFaceDetector.name else None
 
 
 @dataclass
