@@ -3,12 +3,12 @@
 The graph (converted by tools/models/blazeface.py; origin and licence in models/NOTICE.md) takes
 uint8 RGB [N, 128, 128, 3] and returns, for 896 fixed anchors, a score logit and a box with six
 keypoints (the subject's right eye, left eye, nose tip, mouth, right ear, left ear) relative to the
-anchor, in input pixels. Here: letterbox the frame to 128 x 128, decode the anchors, keep scores
-of at least `score`, merge overlapping boxes by score-weighted averaging (MediaPipe's weighted NMS: steadier
-boxes than keeping only the best), and map back to frame pixels.
+anchor, in input pixels. Here: letterbox the frame to 128 x 128, decode the anchors, keep scores of
+at least `score`, merge overlapping boxes by score-weighted averaging (MediaPipe's weighted NMS:
+steadier boxes than keeping only the best), and map back to frame pixels.
 
-The model sees a face down to about 16 of its 128 pixels: a face of `min_face` in a whole frame can be
-smaller. So a frame without a face found whole is searched again in overlapping square tiles (one
+The model sees a face down to about 16 of its 128 pixels: a face of `min_face` in a whole frame can
+be smaller. So a frame without a face found whole is searched again in overlapping square tiles (one
 batch) in which such a face is large enough. With `near` (the face on an earlier keyframe) the
 detector first looks in a square around that face alone: a small face is seen at a useful size and
 the search costs one small image.
