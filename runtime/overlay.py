@@ -75,23 +75,16 @@ class SegmentLookup:
 
     def at(self, t: float) -> int | None:
         """Index into `self.segments`, or None when no segment covers t."""
-        right = int(np.searchsorted(self.centres, t))
-        left = right - 1
-        best, best_distance = None, np.inf
-        # walk outwards from t; past `reach` no window can still cover it
-        while left >= 0 or right < len(self.centres):
-            for i in (left, right):
-                if 0 <= i < len(self.centres) and abs(self.centres[i] - t) < best_distance:
-                    segment = self.segments[i]
-                    if segment.start <= t < segment.end:
-                        best, best_distance = i, abs(self.centres[i] - t)
-            nearest = min(
-                abs(self.centres[left] - t) if left >= 0 else np.inf,
-                abs(self.centres[right] - t) if right < len(self.centres) else np.inf,
-            )
-            if nearest > min(self.reach, best_distance):
-                break
-            left, right = left - 1, right + 1
+        # a window covering t has its centre within `reach` of t
+        lo = int(np.searchsorted(self.centres, t - self.reach, side="left"))
+        hi = int(np.searchsorted(self.centres, t + self.reach, side="right"))
+        best = None
+        for i in range(lo, hi):  # centres ascend, so `<=` gives a tie (t halfway) to the later window
+            segment = self.segments[i]
+            if segment.start <= t < segment.end and (
+                best is None or abs(self.centres[i] - t) <= abs(self.centres[best] - t)
+            ):
+                best = i
         return best
 
 

@@ -31,8 +31,9 @@ from .timeline_style import label_colors, labels_of
 FIGSIZE = (12.0, 4.8)  # inches; at DPI the PNG is exactly 1200 x 480 pixels
 DPI = 100
 MAX_BINS = 600  # about two pixels per bin at the plot's width
-# presence rows of the strip, top to bottom: name, colour (RGB 0-255)
-STRIP = (("audio", (31, 119, 180)), ("face", (44, 160, 44)), ("failed", (214, 39, 40)))
+# rows of the strip, top to bottom: name, colour (RGB 0-255); colours no label of a model with up to
+# eight labels has (timeline_style.PALETTE), dark for failures
+STRIP = (("audio", (23, 190, 207)), ("face", (188, 189, 34)), ("failed", (40, 40, 40)))
 # nice tick steps in seconds, for recordings of seconds to hours
 TICK_STEPS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 
