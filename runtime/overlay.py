@@ -200,7 +200,7 @@ class _Overlay:
         try:
             decoded = packet.decode()
         except (self.av.FFmpegError, ValueError):
-            return  # a corrupt stretch: the re-encoded audio closes the gap
+            return  # a corrupt stretch: dropped; the audio after it keeps its time (`_audio`)
         for frame in decoded:
             self._audio(frame)
 
