@@ -123,30 +123,21 @@ def _figure(bins: Bins, labels: Sequence[str], title: str | None) -> Any:
     fig, (ax_p, ax_l, ax_s) = plt.subplots(
         3, 1, figsize=FIGSIZE, sharex=True, layout="constrained", gridspec_kw={"height_ratios": [5, 0.6, 1.6]}
     )
-    width = bins.hi - bins.lo
     predicted = bins.predicted
-    bottom = np.zeros(int(predicted.sum()))
+    lo, hi = bins.lo[predicted], bins.hi[predicted]
+    bottom = np.zeros(len(lo))
     for c, label in enumerate(labels):
-        values = bins.probabilities[predicted, c]
-        ax_p.bar(
-            bins.lo[predicted],
-            values,
-            width[predicted],
-            bottom,
-            align="edge",
-            color=colors[label],
-            lw=0,
-            aa=False,
-            label=label,
-        )
-        bottom = bottom + values
+        top = bottom + bins.probabilities[predicted, c]
+        _rectangles(ax_p, lo, hi, bottom, top, colors[label])
+        bottom = top
     ax_p.set(ylim=(0, 1), ylabel="probability")
-    ax_p.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False, fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[label]) for label in labels]
+    ax_p.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False, fontsize=9)
 
-    top = bins.argmax
+    argmax = bins.argmax
     for c, label in enumerate(labels):
-        mine = top == c
-        ax_l.bar(bins.lo[mine], 1.0, width[mine], align="edge", color=colors[label], lw=0, aa=False)
+        mine = argmax == c
+        _rectangles(ax_l, bins.lo[mine], bins.hi[mine], 0.0, 1.0, colors[label])
     ax_l.set(ylim=(0, 1), yticks=[])
     ax_l.set_ylabel("label", rotation=0, ha="right", va="center")
 
@@ -157,7 +148,7 @@ def _figure(bins: Bins, labels: Sequence[str], title: str | None) -> Any:
         rgba = np.zeros((int(shown.sum()), 4))
         rgba[:, :3] = np.array(rgb) / 255
         rgba[:, 3] = 0.25 + 0.75 * share[shown]  # averaged bins: shade says how much of the bin
-        ax_s.bar(bins.lo[shown], 0.8, width[shown], bottom=y + 0.1, align="edge", color=rgba, lw=0, aa=False)
+        _rectangles(ax_s, bins.lo[shown], bins.hi[shown], y + 0.1, y + 0.9, rgba)
     ax_s.set(ylim=(0, len(STRIP)), yticks=[len(STRIP) - 0.5 - k for k in range(len(STRIP))])
     ax_s.set_yticklabels([name for name, _ in STRIP])
 
@@ -173,6 +164,21 @@ def _figure(bins: Bins, labels: Sequence[str], title: str | None) -> Any:
         note += f", averaged into {len(bins.lo)} bins"
     ax_p.set_title(f"{title}: {note}" if title else note, loc="left", fontsize=10)
     return fig
+
+
+def _rectangles(ax: Any, x0: np.ndarray, x1: np.ndarray, y0: Any, y1: Any, color: Any) -> None:
+    """Filled boxes [x0, x1] x [y0, y1] as one collection: thousands of bar patches draw slowly."""
+    collections = _collections()
+    y0, y1 = np.broadcast_to(y0, x0.shape), np.broadcast_to(y1, x0.shape)
+    corners = np.stack([np.stack(p, axis=-1) for p in ((x0, y0), (x0, y1), (x1, y1), (x1, y0))], axis=1)
+    ax.add_collection(collections.PolyCollection(corners, facecolors=color, linewidths=0, antialiased=False))
+
+
+def _collections() -> Any:
+    pyplot()  # sets the backend before anything else of matplotlib loads
+    import matplotlib.collections
+
+    return matplotlib.collections
 
 
 def _time_axis(ax: Any, t0: float, t1: float) -> None:
