@@ -47,6 +47,7 @@ COPIED_AUDIO = {
     "matroska": frozenset({"aac", "mp3", "opus", "vorbis", "flac", "pcm_s16le"}),
 }
 GREY = (90, 90, 90)
+TIE_S = 1e-6  # seconds: distances to two centres closer than this are a tie
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,12 @@ class SegmentLookup:
         lo = int(np.searchsorted(self.centres, t - self.reach, side="left"))
         hi = int(np.searchsorted(self.centres, t + self.reach, side="right"))
         best = None
-        for i in range(lo, hi):  # centres ascend, so `<=` gives a tie (t halfway) to the later window
+        for i in range(lo, hi):
             segment = self.segments[i]
+            # centres ascend, so a tie (t halfway between two centres, common when frame times and
+            # the hop share a grid) goes to the later window, whatever the rounding of t
             if segment.start <= t < segment.end and (
-                best is None or abs(self.centres[i] - t) <= abs(self.centres[best] - t)
+                best is None or abs(self.centres[i] - t) <= abs(self.centres[best] - t) + TIE_S
             ):
                 best = i
         return best

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,6 +123,12 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(MissingDependency, match=r"pip install 'auxformer\[media\]'"):
         write_timeline_plot([window(0, 1, "happy")], tmp_path / "t.png")
     assert not (tmp_path / "t.png").exists()
+
+
+def test_readme_pictures_are_small_pngs():
+    images = Path(__file__).resolve().parents[1] / "docs" / "images"
+    for name in ("timeline.png", "overlay_frame.png"):
+        assert png_size(images / name)[0] >= 480 and (images / name).stat().st_size <= 200_000, name
 
 
 # --- the long recording -----------------------------------------------------------------------------
@@ -290,3 +297,8 @@ def test_segment_lookup_takes_the_covering_window_with_the_nearest_centre():
     assert [label(t) for t in (2.5, 3.75)] == ["happy"] * 2
     assert label(4.0) is None and label(5.0) is None and label(6.5) == "fear" and label(7.0) is None
     assert SegmentLookup([]).at(1.0) is None
+    # frame times on the hop's grid fall halfway between centres: the tie goes to the later window
+    grid = SegmentLookup([window(0.4 * k, 0.4 * k + 1.2, LABEL_LIST[k % 6]) for k in range(40)])
+    for frame in range(20, 300, 10):  # 25-fps frames at 0.8, 1.2, ... s: halfway between centres 0.6, 1.0, ...
+        t = frame * 0.04
+        assert grid.segments[grid.at(t)].start == pytest.approx(t + 0.2 - 0.6), t

@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--seconds-each", type=float, default=5.0)
     parser.add_argument("--window", type=float, default=1.2)
     parser.add_argument("--hop", type=float, default=0.4)
-    parser.add_argument("--frame-at", type=float, default=7.5, help="seconds: the overlay frame to show")
+    parser.add_argument("--frame-at", type=float, default=11.72, help="seconds: the overlay frame to show")
     parser.add_argument("--docs", action="store_true", help="copy the pictures to docs/images/")
     args = parser.parse_args()
 
