@@ -13,7 +13,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("cpu", "ONNX inference (use the `gpu` extra for onnxruntime-gpu)"),
     "tensorrt": ("gpu", "TensorRT engines"),
     "pycuda": ("gpu", "TensorRT engines"),
-    "matplotlib": ("train", "plots"),
+    "matplotlib": ("media", "plots"),
     "scipy": ("train", "statistical tests"),
     "cv2": ("media", "face detection (opencv-python-headless<5)"),
     "opensmile": ("media", "audio features"),

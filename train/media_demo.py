@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -116,6 +117,15 @@ def render_clip(job: tuple[ClipPlan, str, MediaDemoSpec]) -> str:
     plan, root, spec = job
     if _renderer is None or _renderer.size != spec.size:
         _renderer = FaceRenderer(spec.size)
+    frames, audio = clip_media(plan, spec, _renderer)
+    return str(write_clip(Path(root) / plan.path, frames, spec.fps, audio, spec.audio_rate))
+
+
+def clip_media(
+    plan: ClipPlan, spec: MediaDemoSpec, renderer: FaceRenderer, start: float = 0.0
+) -> tuple[Iterator[np.ndarray], np.ndarray]:
+    """One planned clip's frames (lazily, `round(seconds * fps)` of them) and its audio. `start`
+    places the clip in a longer recording: the head keeps moving on the recording's clock."""
     rng = np.random.default_rng(plan.seed)
     audio = synthesize(
         plan.voice, VOICE_STYLES[AUDIO_GROUP[plan.label]], plan.seconds, plan.emphasis_at, rng, spec.audio_rate
@@ -123,8 +133,10 @@ def render_clip(job: tuple[ClipPlan, str, MediaDemoSpec]) -> str:
     times = np.arange(round(plan.seconds * spec.fps)) / spec.fps
     strength = expression_curve(times, plan.emphasis_at + plan.offset, plan.expressiveness)
     expression = FACE_EXPRESSIONS[VIDEO_GROUP[plan.label]]
-    frames = (_renderer.frame(plan.look, expression, float(s), float(t)) for t, s in zip(times, strength, strict=True))
-    return str(write_clip(Path(root) / plan.path, frames, spec.fps, audio, spec.audio_rate))
+    frames = (
+        renderer.frame(plan.look, expression, float(s), start + float(t)) for t, s in zip(times, strength, strict=True)
+    )
+    return frames, audio
 
 
 def _render_crashed(job: tuple[ClipPlan, str, MediaDemoSpec]) -> str:

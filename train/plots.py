@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from auxformer.common import atomic
-from auxformer.common.optional import require
-
-
-def pyplot():
-    matplotlib = require("matplotlib")
-    matplotlib.use("Agg")  # no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Any, path: str | Path) -> None:
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    pyplot().close(fig)
+# save_figure is re-exported: the trainer and the protocol report save through `plots`
+from auxformer.common.figures import pyplot
+from auxformer.common.figures import save_figure as save_figure
 
 
 def confusion_matrix_figure(cm: Sequence[Sequence[int]], labels: Sequence[str], title: str) -> Any:

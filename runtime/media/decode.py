@@ -90,9 +90,8 @@ class _Decoder:
         self.av, self.container = av, container
         self.rate, self.max_side, self.max_seconds, self.truncate = rate, max_side, max_seconds, truncate
         self.astream = next(iter(container.streams.audio), None)
-        # cover art in audio files is a one-picture "video" stream: not video evidence
-        self.vstream = next((s for s in container.streams.video if not _is_attached_picture(av, s)), None)
-        self.tag_turns = _rotate_tag_turns(self.vstream) if self.vstream is not None else 0
+        self.vstream = video_stream(av, container)
+        self.tag_turns = rotate_tag_turns(self.vstream) if self.vstream is not None else 0
         for stream in (self.astream, self.vstream):
             if stream is not None:
                 stream.codec_context.thread_count = threads
@@ -179,9 +178,7 @@ class _Decoder:
             rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
         else:
             rgb = frame.to_ndarray(format="rgb24")
-        # the display matrix (per frame: it may change mid-stream) wins over a legacy stream tag
-        rotation = getattr(frame, "rotation", 0) or 0  # degrees counterclockwise, as FFmpeg reports them
-        turns = round(rotation / 90) % 4 if rotation else self.tag_turns
+        turns = upright_turns(frame, self.tag_turns)
         return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
     def _position(self) -> float:
@@ -189,7 +186,20 @@ class _Decoder:
         return max(audio, self.times[-1] if self.times else 0.0)
 
 
-def _rotate_tag_turns(stream: Any) -> int:
+def video_stream(av: Any, container: Any) -> Any:
+    """The container's first real video stream, or None: cover art in audio files is a one-picture
+    "video" stream, not video evidence."""
+    return next((s for s in container.streams.video if not _is_attached_picture(av, s)), None)
+
+
+def upright_turns(frame: Any, tag_turns: int) -> int:
+    """Quarter turns counterclockwise (`np.rot90`) that show a decoded video frame upright: its display
+    matrix (per frame: it may change mid-stream) wins over the stream's legacy tag (`rotate_tag_turns`)."""
+    rotation = getattr(frame, "rotation", 0) or 0  # degrees counterclockwise, as FFmpeg reports them
+    return round(rotation / 90) % 4 if rotation else tag_turns
+
+
+def rotate_tag_turns(stream: Any) -> int:
     """Quarter turns counterclockwise that a legacy `rotate` tag asks for (the tag counts degrees
     clockwise, as the ffmpeg tool wrote it before display matrices); 0 when absent or unreadable."""
     tag = next((v for k, v in stream.metadata.items() if k.lower() == "rotate"), None)
