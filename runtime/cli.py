@@ -90,7 +90,10 @@ def infer(
             "timeline.csv as they come (live sources print them), then timeline.png"
         ),
     ] = False,
-    window: Annotated[float, typer.Option(min=0.1, help="--timeline: window length, seconds")] = STREAM.window,
+    window: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="--timeline: window length, seconds (default: the model's typical training clip)"),
+    ] = STREAM.window,
     hop: Annotated[float, typer.Option(min=0.05, help="--timeline: seconds between window starts")] = STREAM.hop,
     overlay: Annotated[
         Path | None, typer.Option(help="--timeline on a file: also write this video, with the emotion drawn on it")
@@ -215,8 +218,7 @@ def _timeline(
                 _exit(console, err, 3)
             session = _load(console, load)
             stack.callback(session.close)
-            windows = f"{settings.window:g} s windows every {settings.hop:g} s"
-            console.print(f"timeline of {source}: {windows}, model {session.name}")
+            console.print(f"timeline of {source}, model {session.name}")
             try:
                 summary = run_timeline(session, source, folder.path, settings, console, overlay, progress)
             except (ManifestError, MissingDependency) as err:

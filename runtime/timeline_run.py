@@ -65,6 +65,7 @@ def run_timeline(
     """Stream `source` into `folder`; the files hold every segment made, however the run ends."""
     summary = TimelineSummary()
     stream = session.stream(source, settings=settings)
+    console.print(f"{stream.window:g} s windows every {stream.hop:g} s", highlight=False)
     heads = list(session.manifest.heads)
     with TimelineWriter(folder, session.labels, heads, source) as writer:
         summary.files = [folder / TIMELINE_JSONL, folder / TIMELINE_CSV]

@@ -34,8 +34,8 @@ class RunningAudio:
         vad: VoiceActivity,
         rate: int,
         min_block: float,
-        left: float = 0.5,
-        right: float = 0.3,
+        left: float,
+        right: float,
     ):
         self.compare, self.vad, self.rate = compare, vad, rate
         self.hop = rate / AUDIO_FPS  # samples per row
@@ -77,9 +77,11 @@ class RunningAudio:
         raw = self.compare.rows(chunk, self.rate) if len(chunk) >= 0.1 * self.rate else np.zeros((0, AUDIO_DIM))
         speech = self.vad(chunk, raw)
         keep = slice(self.done - first_row, upto - first_row)
+        got = raw[keep]  # openSMILE gives a few rows fewer at the very end: the last frames do not fit
+        if final:
+            upto = self.done + len(got)
         values = np.zeros((upto - self.done, AUDIO_DIM), np.float32)
         mask = np.zeros(upto - self.done, bool)
-        got = raw[keep]  # openSMILE may give a row or two fewer at the very end
         values[: len(got)] = got
         mask[: len(got)] = np.isfinite(got).all(axis=1) & speech[keep][: len(got)]
         values[~mask & ~np.isfinite(values).all(axis=1)] = 0.0

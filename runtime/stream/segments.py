@@ -10,6 +10,7 @@ why (after the windows complete before it), so a caller never waits past `stall_
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -24,25 +25,39 @@ from .vad import VadSettings, VoiceActivity
 from .video import RunningVideo
 from .windows import FeatureBuffer, Window, WindowGrid
 
-DEFAULT_WINDOW = 3.0  # seconds: the paper's clips are 2.5-3 s (README, "Timelines", for the measurement)
+# Window length: the model's typical training clip (its profile's `opt` audio length, rounded up to
+# half seconds), which measured best on the demo (README, "Timelines"); the paper's 2.5-3 s clips
+# when the manifest records no lengths.
+FALLBACK_WINDOW = 3.0
 DEFAULT_HOP = 1.0
+
+
+def default_window(manifest: Any) -> float:
+    shapes = getattr(manifest, "shapes", None)
+    if shapes is None:
+        return FALLBACK_WINDOW
+    return max(1.0, math.ceil(2 * shapes.audio_len.opt / AUDIO_FPS) / 2)
 
 
 @dataclass
 class StreamSettings:
-    window: float = DEFAULT_WINDOW
+    window: float | None = None  # seconds; None: default_window(the model's manifest)
     hop: float = DEFAULT_HOP
     batch_size: int = 16  # windows per inference batch for files (live: 1)
     min_speech: float = 0.25  # seconds of speech a window needs for its audio to count as present
     vad: VadSettings = field(default_factory=VadSettings)
     source: SourceOptions = field(default_factory=SourceOptions)
-    audio_left: float = 1.0  # seconds of signal before a block that openSMILE sees (RASTA filters settle)
-    audio_right: float = 0.3  # and after it: the live delay of the audio rows
-    file_block: float = 4.0  # seconds per feature block for files (fewer, larger openSMILE calls)
+    # seconds of signal openSMILE sees before a block (its RASTA filters and pitch smoother settle: with
+    # 3 s no row differs from a whole-file pass by more than 5 %, tests/test_stream.py) and after it
+    # (the live delay of the audio rows)
+    audio_left: float = 3.0
+    audio_right: float = 0.3
+    file_block: float = 10.0  # seconds of audio per openSMILE call for files (the context is paid per call)
     live_block: float = 0.25  # and for live sources (latency)
+    video_block: float = 2.0  # seconds of frames tracked and embedded at once for files (bounds the frames held)
 
     def __post_init__(self) -> None:
-        if self.window <= 0 or self.hop <= 0:
+        if (self.window is not None and self.window <= 0) or self.hop <= 0:
             raise ValueError(f"window and hop must be > 0 seconds, got {self.window} and {self.hop}")
 
 
@@ -55,6 +70,7 @@ class SegmentStream(Iterator[Segment]):
         self._pipeline = _Pipeline(session, source, settings)
         self._segments = self._pipeline.run()
         self.live = self._pipeline.live
+        self.window, self.hop = self._pipeline.grid.length, self._pipeline.grid.hop
 
     def __next__(self) -> Segment:
         return next(self._segments)
@@ -90,10 +106,11 @@ class _Pipeline:
         self.audio = RunningAudio(
             self.extractor.audio, vad, fs.audio_rate, block, settings.audio_left, settings.audio_right
         )
-        frames_per_block = max(fs.detect_every, round(block * 25))  # the frame rate is known only later
+        video_block = settings.live_block if self.live else settings.video_block
+        frames_per_block = max(fs.detect_every, round(video_block * 25))  # the frame rate is known only later
         self.video = RunningVideo(self.extractor.detector, self.extractor.embedder, fs.detect_every, frames_per_block)
         self.buffer = FeatureBuffer(session.manifest.video_dim)
-        self.grid = WindowGrid(settings.window, settings.hop)
+        self.grid = WindowGrid(settings.window or default_window(session.manifest), settings.hop)
         self.info: SourceInfo | None = None
         self.audio_ended = self.video_ended = False
         self.pending: list[tuple[Window, ClipFeatures, str]] = []  # window, its rows, why it failed ("" if not)

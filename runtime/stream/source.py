@@ -32,7 +32,8 @@ from auxformer.common.optional import require
 from ..media.decode import is_attached_picture, rotate_tag_turns, short_error, upright_rgb
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp", "pipe")
-GAP_S = 0.1  # an audio timestamp this far past the samples so far is a gap: filled with silence
+GAP_S = 0.1  # an audio timestamp this far past the samples so far is a gap: filled with silence, and a fault
+VIDEO_GAP_S = 1.0  # frames this far apart are a gap too (variable frame rates skip less than this)
 
 
 @dataclass
@@ -215,6 +216,7 @@ class _StreamReader:
         self.audio_start: float | None = None
         self.samples = 0
         self.last_video = 0.0
+        self.seen_video = False
 
     def _time(self, t: float | None) -> float | None:
         if t is None:
@@ -242,7 +244,10 @@ class _StreamReader:
             else:
                 t = self._time(frame.time)
                 t = t if t is not None else self.last_video
-                self.last_video = t
+                if t - self.last_video > VIDEO_GAP_S and self.seen_video:
+                    why = f"no video from {self.last_video:.2f} to {t:.2f} s (lost or corrupt data)"
+                    out.append(Fault(self.last_video, t, why))
+                self.last_video, self.seen_video = t, True
                 out.append(VideoFrame(t, upright_rgb(frame, self.max_side, self.tag_turns)))
         return out
 
@@ -253,7 +258,9 @@ class _StreamReader:
             self.audio_start = max(t or 0.0, 0.0)
         elif t is not None:
             gap = t - (self.audio_start + self.samples / self.rate)
-            if gap > GAP_S:  # dropped packets: silence keeps the signal on the clock (and the VAD masks it)
+            if gap > GAP_S:  # lost or dropped packets: silence keeps the signal on the clock
+                at = self.audio_start + self.samples / self.rate
+                out.append(Fault(at, at + gap, f"no audio from {at:.2f} to {at + gap:.2f} s (lost or corrupt data)"))
                 out.append(self._chunk(np.zeros(int(gap * self.rate), np.float32)))
         out += [self._chunk(_mono(f)) for f in self._resample(frame)]
         return out

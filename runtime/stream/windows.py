@@ -45,12 +45,13 @@ class WindowGrid:
 
     def last_ones(self, duration: float) -> list[Window]:
         """The windows left at the end of a source `duration` seconds long: those that start before it,
-        the last one cut short, none starting after a full window already reached the end."""
+        the last one cut short; none for a tail of less than half a hop past the previous window."""
         out = []
+        slack = min(self.hop, self.length) / 2
         while True:
             w = self.window(self.next, duration)
-            already_covered = self.next > 0 and self.window(self.next - 1).end >= duration
-            if w.start >= duration or already_covered:
+            covered = self.next > 0 and self.window(self.next - 1).end >= duration - slack
+            if w.start >= duration or covered:
                 return out
             out.append(w)
             self.next += 1
