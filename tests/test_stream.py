@@ -66,8 +66,8 @@ def test_running_audio_matches_whole_file_descriptors(recording):
     every = VoiceActivity(VadSettings("none"), extractor.audio.names)
     s = StreamSettings()
     running = RunningAudio(extractor.audio, every, media.audio_rate, 1.0, s.audio_left, s.audio_right)
-    rows = [r.values for k in range(0, len(media.audio), 1024) for r in running.push(0.0, media.audio[k : k + 1024])]
-    rows += [r.values for r in running.finish()]
+    jobs = [j for k in range(0, len(media.audio), 1024) for j in running.push(0.0, media.audio[k : k + 1024])]
+    rows = [running.compute(job).values for job in [*jobs, *running.finish()]]
     streamed = np.concatenate(rows)
     assert len(whole) == len(streamed)
     finite = np.isfinite(whole).all(axis=1)

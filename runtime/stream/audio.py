@@ -27,6 +27,14 @@ class AudioRows:
     mask: np.ndarray  # bool [n]: finite and speech
 
 
+@dataclass
+class AudioJob:
+    first: int  # the block's first row
+    signal: np.ndarray  # the block's samples with their context
+    keep: slice  # the block's rows among the rows of `signal`
+    final: bool  # the signal's end: keep what openSMILE gives
+
+
 class RunningAudio:
     def __init__(
         self,
@@ -45,14 +53,10 @@ class RunningAudio:
         self.signal = np.zeros(0, np.float32)
         self.signal_first = 0  # sample index of self.signal[0]
         self.samples = 0  # samples received
-        self.done = 0  # rows finalized
+        self.done = 0  # rows handed out as jobs
 
-    @property
-    def done_until(self) -> float | None:
-        """Source time up to which every row is final (None before any audio)."""
-        return None if self.start is None else self.start + self.done / AUDIO_FPS
-
-    def push(self, start: float, samples: np.ndarray) -> list[AudioRows]:
+    def push(self, start: float, samples: np.ndarray) -> list[AudioJob]:
+        """Take new samples; returns the block to compute when enough has arrived (see `compute`)."""
         if self.start is None:
             self.start = start
         self.signal = np.concatenate([self.signal, samples]) if len(self.signal) else samples
@@ -60,36 +64,39 @@ class RunningAudio:
         ready = int((self.samples - self.right * self.hop) // self.hop)  # rows whose right context has arrived
         if ready - self.done < self.min_block:
             return []
-        return [self._rows(ready, final=False)]
+        return [self._job(ready, final=False)]
 
-    def finish(self) -> list[AudioRows]:
+    def finish(self) -> list[AudioJob]:
         total = int(self.samples // self.hop)
-        return [self._rows(total, final=True)] if total > self.done else []
+        return [self._job(total, final=True)] if total > self.done else []
 
     def _sample(self, row: int) -> int:
         return round(row * self.hop)
 
-    def _rows(self, upto: int, final: bool) -> AudioRows:
+    def _job(self, upto: int, final: bool) -> AudioJob:
         first_row = max(0, self.done - self.left)
         a = self._sample(first_row) - self.signal_first
         b = self.samples - self.signal_first if final else self._sample(upto + self.right) - self.signal_first
-        chunk = self.signal[a:b]
-        raw = self.compare.rows(chunk, self.rate) if len(chunk) >= 0.1 * self.rate else np.zeros((0, AUDIO_DIM))
-        speech = self.vad(chunk, raw)
-        keep = slice(self.done - first_row, upto - first_row)
-        got = raw[keep]  # openSMILE gives a few rows fewer at the very end: the last frames do not fit
-        if final:
-            upto = self.done + len(got)
-        values = np.zeros((upto - self.done, AUDIO_DIM), np.float32)
-        mask = np.zeros(upto - self.done, bool)
-        values[: len(got)] = got
-        mask[: len(got)] = np.isfinite(got).all(axis=1) & speech[keep][: len(got)]
-        values[~mask & ~np.isfinite(values).all(axis=1)] = 0.0
-        rows = AudioRows(self.done, values, mask)
+        job = AudioJob(self.done, self.signal[a:b], slice(self.done - first_row, upto - first_row), final)
         self.done = upto
         # keep only the left context the next block needs
         drop = self._sample(max(0, self.done - self.left)) - self.signal_first
         if drop > 0:
             self.signal = self.signal[drop:].copy()
             self.signal_first += drop
-        return rows
+        return job
+
+    def compute(self, job: AudioJob) -> AudioRows:
+        """The block's rows: openSMILE and the voice activity detector. Jobs may run in another thread
+        (one at a time: the openSMILE objects are not shared), while this object takes new samples."""
+        chunk, keep = job.signal, job.keep
+        raw = self.compare.rows(chunk, self.rate) if len(chunk) >= 0.1 * self.rate else np.zeros((0, AUDIO_DIM))
+        speech = self.vad(chunk, raw)
+        got = raw[keep]  # openSMILE gives a few rows fewer at the very end: the last frames do not fit
+        n = len(got) if job.final else keep.stop - keep.start
+        values = np.zeros((n, AUDIO_DIM), np.float32)
+        mask = np.zeros(n, bool)
+        values[: len(got)] = got
+        mask[: len(got)] = np.isfinite(got).all(axis=1) & speech[keep][: len(got)]
+        values[~np.isfinite(values).all(axis=1)] = 0.0
+        return AudioRows(job.first, values, mask)

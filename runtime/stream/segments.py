@@ -13,13 +13,15 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..contracts import AUDIO_FPS, ClipFeatures, Status
 from ..segment import Segment
-from .audio import RunningAudio
+from .audio import AudioJob, AudioRows, RunningAudio
 from .source import AudioChunk, End, Fault, MediaSource, SourceInfo, SourceOptions, VideoFrame
 from .vad import VadSettings, VoiceActivity
 from .video import RunningVideo
@@ -62,8 +64,9 @@ class StreamSettings:
 
 
 class SegmentStream(Iterator[Segment]):
-    """The segments of one source, lazily; `stats` holds seconds of compute per stage so far (this
-    thread's CPU time, plus the reader thread's for decoding) and `media_seconds` how much was read.
+    """The segments of one source, lazily; `stats` holds seconds of compute per stage so far (CPU time
+    of the thread doing it: decode in the reader, audio in its worker, video and inference in the
+    caller's) and `media_seconds` how much was read.
     `close()` stops reading the source (as leaving a `for` loop over it early does, once collected)."""
 
     def __init__(self, session: Any, source: str | os.PathLike, settings: StreamSettings):
@@ -115,7 +118,31 @@ class _Pipeline:
         self.audio_ended = self.video_ended = False
         self.pending: list[tuple[Window, ClipFeatures, str]] = []  # window, its rows, why it failed ("" if not)
         self.position = 0.0  # the newest source time seen
-        self.stats = dict.fromkeys(("audio", "video", "infer"), 0.0)  # CPU seconds of this thread per stage
+        self.stats = dict.fromkeys(("audio", "video", "infer"), 0.0)  # CPU seconds per stage
+        # openSMILE runs in its own thread (it releases the GIL), beside decoding and the faces
+        self.audio_worker = ThreadPoolExecutor(1, thread_name_prefix="stream-audio")
+        self.audio_jobs: deque[Future[AudioRows]] = deque()
+        self.audio_until: float | None = None  # source time up to which the audio rows are in the buffer
+
+    def _audio_rows(self, job: AudioJob) -> AudioRows:
+        t = time.thread_time()
+        rows = self.audio.compute(job)
+        self.stats["audio"] += time.thread_time() - t
+        return rows
+
+    def _submit(self, jobs: list[AudioJob]) -> None:
+        for job in jobs:
+            self.audio_jobs.append(self.audio_worker.submit(self._audio_rows, job))
+        while len(self.audio_jobs) > 2:  # audio far behind: wait, rather than hold more signal
+            self._harvest(wait_one=True)
+
+    def _harvest(self, wait_one: bool = False, wait_all: bool = False) -> None:
+        while self.audio_jobs and (wait_all or wait_one or self.audio_jobs[0].done()):
+            rows = self.audio_jobs.popleft().result()
+            wait_one = False
+            start = self.audio.start or 0.0
+            self.buffer.add_audio(start, rows)
+            self.audio_until = start + (rows.first + len(rows.values)) / AUDIO_FPS
 
     def run(self) -> Iterator[Segment]:
         events = self.source.events()
@@ -126,10 +153,7 @@ class _Pipeline:
                     self.audio_ended, self.video_ended = not event.has_audio, not event.has_video
                 elif isinstance(event, AudioChunk):
                     self.position = max(self.position, event.start + len(event.samples) / self.audio.rate)
-                    t = time.thread_time()
-                    for rows in self.audio.push(event.start, event.samples):
-                        self.buffer.add_audio(self.audio.start or 0.0, rows)
-                    self.stats["audio"] += time.thread_time() - t
+                    self._submit(self.audio.push(event.start, event.samples))
                 elif isinstance(event, VideoFrame):
                     self.position = max(self.position, event.time)
                     t = time.thread_time()
@@ -145,17 +169,19 @@ class _Pipeline:
                 yield from self._ready()
         finally:
             events.close()
+            self.audio_worker.shutdown(wait=True, cancel_futures=True)
 
     def _video_rows(self, blocks: list[Any]) -> None:
         for rows in blocks:
             self.buffer.add_video(rows)
 
     def _complete(self, window: Window) -> bool:
-        audio = self.audio_ended or (self.audio.done_until is not None and self.audio.done_until >= window.end)
+        audio = self.audio_ended or (self.audio_until is not None and self.audio_until >= window.end)
         video = self.video_ended or self.video.done_before(window.end)
         return audio and video
 
     def _ready(self) -> Iterator[Segment]:
+        self._harvest()
         while self._complete(window := self.grid.upcoming()):
             self.grid.next += 1
             self._take(window)
@@ -170,17 +196,15 @@ class _Pipeline:
         self.buffer.drop_before(window.start + self.grid.hop)  # what the next window needs
 
     def _end(self, end: End) -> Iterator[Segment]:
-        t = time.thread_time()
-        for rows in self.audio.finish():
-            self.buffer.add_audio(self.audio.start or 0.0, rows)
-        self.stats["audio"] += time.thread_time() - t
+        self._submit(self.audio.finish())
         t = time.thread_time()
         self._video_rows(self.video.finish())
         self.stats["video"] += time.thread_time() - t
+        self._harvest(wait_all=True)
         duration = self.position
         if self.info is not None and self.info.duration and not end.failed:
             duration = max(duration, min(self.info.duration, self.position + 0.1))
-        if self.info is not None and (self.audio.done_until or self.video.seen_until is not None):
+        if self.info is not None and (self.audio_until or self.video.seen_until is not None):
             for window in self.grid.last_ones(duration):
                 self._take(window)
         yield from self._predict()
