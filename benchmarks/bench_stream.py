@@ -91,21 +91,22 @@ def child_file(model: str, path: str) -> None:
     print(json.dumps(out))
 
 
-def _feed(path: str, fifo: str, seconds: float, started: list[float]) -> None:
-    """Remux the first `seconds` of `path` into `fifo` as MPEG-TS, each packet at its timestamp."""
+def child_feed(path: str, fifo: str, seconds: float) -> None:
+    """Remux the first `seconds` of `path` into `fifo` as MPEG-TS, each packet at its timestamp; prints the
+    wall-clock time of media time 0. (A process of its own: PyAV holds the GIL while it opens a FIFO.)"""
     import av
 
     with av.open(path) as src, av.open(fifo, "w", format="mpegts", options={"flush_packets": "1"}) as dst:
         streams = {s.index: dst.add_stream_from_template(s) for s in (src.streams.video[0], src.streams.audio[0])}
-        t0 = time.perf_counter()
-        started.append(t0)
+        t0 = time.time()
+        print(t0, flush=True)
         for packet in src.demux(*[src.streams[i] for i in streams]):
             if packet.dts is None:
                 continue
             at = float(packet.dts * packet.time_base)
             if at > seconds:
                 break
-            time.sleep(max(0.0, t0 + at - time.perf_counter()))
+            time.sleep(max(0.0, t0 + at - time.time()))
             packet.stream = streams[packet.stream.index]
             dst.mux(packet)
 
@@ -116,14 +117,16 @@ def child_live(model: str, path: str, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp, Session.load(model) as session:
         fifo = os.path.join(tmp, "live.ts")
         os.mkfifo(fifo)
+        cmd = [sys.executable, __file__, "--child", "feed", path, fifo, str(seconds)]
+        writer = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         started: list[float] = []
-        writer = threading.Thread(target=_feed, args=(path, fifo, seconds, started), daemon=True)
-        writer.start()
+        threading.Thread(target=lambda: started.append(float(writer.stdout.readline())), daemon=True).start()
         stream = session.stream(fifo, live=True)
         latencies = []
         for segment in stream:
             if segment.ok and started:
-                latencies.append(time.perf_counter() - (started[0] + segment.end))
+                latencies.append(time.time() - (started[0] + segment.end))
+        writer.wait(timeout=60)
     print(json.dumps({"latencies": latencies, "hop": stream.hop, "window": stream.window}))
 
 
@@ -136,30 +139,7 @@ def run_child(*args: str) -> dict:
     return json.loads(wrapped["stdout"].strip().splitlines()[-1]) | {"peak_rss": wrapped["peak_rss"]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0], help="recording lengths")
-    parser.add_argument("--live-seconds", type=float, default=60.0, help="media fed live (0: skip)")
-    parser.add_argument("--model", type=Path, help="an exported model (default: the paper configuration)")
-    parser.add_argument("--json", type=Path, help="write the measurements here")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        kind, *rest = args.child
-        if kind == "file":
-            child_file(*rest)
-        else:
-            child_live(rest[0], rest[1], float(rest[2]))
-        return
-    console = Console()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        t = time.perf_counter()
-        model = str(args.model or paper_model(folder))
-        files = recordings(folder, args.minutes)
-        console.print(f"model and recordings ready in {time.perf_counter() - t:.0f} s")
-        results = {m: run_child("file", model, str(path)) for m, path in files.items()}
-        live = run_child("live", model, str(files[min(files)]), str(args.live_seconds)) if args.live_seconds else None
+def print_files(console: Console, results: dict[float, dict]) -> None:
     table = Table(title="Session.stream, 480p, default front end", title_justify="left")
     for column in (
         "input",
@@ -187,6 +167,35 @@ def main() -> None:
     console.print(table)
     peaks = [r["peak_rss"] for r in results.values()]
     console.print(f"peak memory, longest / shortest input: {max(peaks) / min(peaks):.3f} (target <= 1.10)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0], help="recording lengths")
+    parser.add_argument("--live-seconds", type=float, default=60.0, help="media fed live (0: skip)")
+    parser.add_argument("--model", type=Path, help="an exported model (default: the paper configuration)")
+    parser.add_argument("--json", type=Path, help="write the measurements here")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "file":
+            child_file(*rest)
+        elif kind == "feed":
+            child_feed(rest[0], rest[1], float(rest[2]))
+        else:
+            child_live(rest[0], rest[1], float(rest[2]))
+        return
+    console = Console()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t = time.perf_counter()
+        model = str(args.model or paper_model(folder))
+        files = recordings(folder, args.minutes)
+        console.print(f"model and recordings ready in {time.perf_counter() - t:.0f} s")
+        results = {m: run_child("file", model, str(path)) for m, path in files.items()}
+        print_files(console, results)
+        live = run_child("live", model, str(files[min(files)]), str(args.live_seconds)) if args.live_seconds else None
     if live:
         lat = sorted(live["latencies"])
         p95 = lat[int(0.95 * (len(lat) - 1))] if lat else float("nan")

@@ -33,6 +33,7 @@ from ..media.decode import is_attached_picture, rotate_tag_turns, short_error, u
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp", "pipe")
 GAP_S = 0.1  # an audio timestamp this far past the samples so far is a gap: filled with silence, and a fault
+LIVE_PROBE_US = 1_000_000  # microseconds of a live stream FFmpeg reads to find its streams
 VIDEO_GAP_S = 1.0  # frames this far apart are a gap too (variable frame rates skip less than this)
 
 
@@ -157,7 +158,10 @@ class MediaSource:
         self._put(end)
 
     def _open(self, av: Any) -> Any:
-        kwargs: dict[str, Any] = {"metadata_errors": "ignore", "options": dict(self.options.options)}
+        options = dict(self.options.options)
+        if self.live:  # FFmpeg probes 5 s of a stream before the first frame by default: the first window waits
+            options.setdefault("analyzeduration", str(LIVE_PROBE_US))
+        kwargs: dict[str, Any] = {"metadata_errors": "ignore", "options": options}
         if self.options.format:
             kwargs["format"] = self.options.format
         if "://" in self.source:  # FFmpeg's own open / read timeouts end a dead network read
