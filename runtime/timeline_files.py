@@ -6,6 +6,7 @@ At worst a kill -9 during a write leaves a torn last line, which `read_segments`
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -58,6 +59,7 @@ def csv_row(segment: Segment, labels: list[str], heads: list[str]) -> dict[str, 
 class _AppendFile:
     def __init__(self, path: Path):
         self.path = path
+        self.size = 0  # bytes of complete rows
         try:
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o666)
         except OSError as err:
@@ -71,6 +73,14 @@ class _AppendFile:
             os.fsync(self.fd)
         except OSError as err:
             raise OutputError(f"writing {self.path} failed: {err.strerror}") from err
+        self.size += len(data)
+
+    def on_disk(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def cut(self, size: int) -> None:
+        os.ftruncate(self.fd, size)
+        self.size = size
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -96,9 +106,27 @@ class TimelineWriter:
 
     def write(self, segment: Segment) -> None:
         row = {"source": self.source} | segment.to_dict()
-        self.jsonl.append((json.dumps(row) + "\n").encode("utf-8", errors="backslashreplace"))
-        self.csv.append(self._csv_lines([csv_row(segment, self.labels, self.heads)]))
+        line = (json.dumps(row) + "\n").encode("utf-8", errors="backslashreplace")
+        table_row = self._csv_lines([csv_row(segment, self.labels, self.heads)])
+        before = self.jsonl.size, self.csv.size
+        try:
+            self.jsonl.append(line)
+            self.csv.append(table_row)
+        except BaseException:  # Ctrl-C between or inside the two writes: both files get the row, or neither
+            with contextlib.suppress(OSError):
+                self._settle(before, line, table_row)
+            raise
         self.count += 1
+
+    def _settle(self, before: tuple[int, int], line: bytes, table_row: bytes) -> None:
+        if self.jsonl.on_disk() == before[0] + len(line):
+            self.jsonl.size = before[0] + len(line)
+            if self.csv.on_disk() != before[1] + len(table_row):
+                self.csv.cut(before[1])
+                self.csv.append(table_row)
+        else:
+            self.jsonl.cut(before[0])
+            self.csv.cut(before[1])
 
     def close(self) -> None:
         self.jsonl.close()

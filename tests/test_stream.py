@@ -276,3 +276,29 @@ def test_a_timeline_follows_known_emotion_changes(demo_model, tmp_path):
     )
     assert accuracy >= 0.6
     assert sum(near) >= len(near) - 1
+
+
+def test_a_signal_between_the_two_writes_keeps_jsonl_and_csv_in_step(tmp_path, monkeypatch):
+    from auxformer.runtime.interrupt import Interrupted
+    from auxformer.runtime.segment import Segment
+    from auxformer.runtime.timeline_files import TimelineWriter
+
+    segment = Segment(0.0, 1.5, Status.OK, label="a", probabilities={"a": 0.6, "b": 0.4}, heads={"av": None})
+    writer = TimelineWriter(tmp_path, ["a", "b"], ["av"], "source.mp4")
+    writer.write(segment)
+    append = writer.csv.append
+    calls = []
+
+    def signal_on_first(data: bytes) -> None:
+        calls.append(data)
+        if len(calls) == 1:
+            raise Interrupted(signal.SIGINT)  # as the handler raises it: after the jsonl row, before the csv one
+        append(data)
+
+    monkeypatch.setattr(writer.csv, "append", signal_on_first)
+    with pytest.raises(Interrupted):
+        writer.write(segment)
+    writer.close()
+    rows = list(read_segments(tmp_path / "timeline.jsonl"))
+    table = list(csv.DictReader((tmp_path / "timeline.csv").open()))
+    assert len(rows) == len(table) == 2 and table[1]["p_a"] == "0.600000"
