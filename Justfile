@@ -31,3 +31,4 @@ lint:
 bench:
     python benchmarks/bench_inference.py
     python benchmarks/bench_features.py --pool
+    python benchmarks/bench_stream.py

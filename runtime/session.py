@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .batching import pad_batch
 from .bounds import MemoryBudget, ModelShape, gib
@@ -28,6 +28,9 @@ from .manifest import Manifest, ManifestError
 from .onnxruntime_runner import OnnxRuntimeOptions
 from .prediction import Decoder, Prediction, failed
 from .runner import BatchError, Runner
+
+if TYPE_CHECKING:
+    from .stream.segments import SegmentStream
 
 DEFAULT_BATCH_SIZE = 16
 NOTHING_PRESENT = "neither audio nor a face in this clip: nothing to predict from"
@@ -134,6 +137,49 @@ class Session:
             results[index].timing["extract"] = seconds  # type: ignore[union-attr]
         assert all(p is not None for p in results), "every clip gets a Prediction"
         return results  # type: ignore[return-value]
+
+    def stream(
+        self,
+        source: str | os.PathLike,
+        window: float | None = None,
+        hop: float | None = None,
+        settings: Any = None,
+        **options: Any,
+    ) -> SegmentStream:
+        """Segments over a media file of any length or a live source, lazily, in time order:
+
+            for segment in session.stream("interview.mp4"):               # or "rtsp://...", a FIFO, "-"
+                print(segment.start, segment.end, segment.label, segment.present)
+
+        `source`: a file, an `rtsp://` / `http(s)://` / `udp://` URL, a FIFO, `-` (stdin), or a capture
+        device with `format=` and `options=` (FFmpeg's, e.g. `format="v4l2"`, `options={"framerate": "25"}`).
+        Window k covers [k * hop, k * hop + window) seconds (defaults: `stream.StreamSettings`);
+        `settings` is a whole `StreamSettings`, and other keyword arguments set its fields
+        (`batch_size`, `min_speech`, `vad=VadSettings(...)`) or the source's (`format`, `options`,
+        `live`, `stall_timeout`). Features are computed once per stream; frames without speech are
+        masked (voice activity), so a window of silence or noise has no audio present.
+
+        Returns a `SegmentStream`: iterate it; its `stats` say where the compute went.
+        Never raises for the media: a window over a corrupt stretch comes back failed, and a source
+        that cannot be opened, stalls for `stall_timeout` seconds or drops ends the stream with one
+        failed segment saying why. Raises ManifestError when the model's features are not the media
+        front end's. Leaving the loop early stops reading the source.
+        """
+        import dataclasses
+
+        from .stream.segments import StreamSettings, stream_segments
+        from .stream.source import SourceOptions
+
+        settings = settings or StreamSettings()
+        source_fields = {f.name for f in dataclasses.fields(SourceOptions)}
+        source_changes = {k: v for k, v in options.items() if k in source_fields}
+        changes = {k: v for k, v in options.items() if k not in source_fields}
+        changes |= {k: v for k, v in (("window", window), ("hop", hop)) if v is not None}
+        if source_changes:
+            changes["source"] = dataclasses.replace(settings.source, **source_changes)
+        settings = dataclasses.replace(settings, **changes)
+        _ = self.front_end.settings  # fail now, not at the first window, when the front end cannot serve this model
+        return stream_segments(self, source, settings)
 
     def predict_one(self, clip: ClipInput, missing: str | None = None) -> Prediction:
         return self.predict([clip], batch_size=1, missing=missing)[0]

@@ -46,18 +46,29 @@ class ComParE:
             return _missing(0, "no audio stream")
         if len(signal) < MIN_SECONDS * rate:
             return _missing(0, f"audio stream too short ({len(signal) / rate:.3f} s)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "segment too short" is handled below
-            lld, delta = (s.process_signal(signal, rate).to_numpy(np.float32) for s in self.smiles)
-        n = min(len(lld), len(delta))
-        values = np.concatenate([lld[:n], delta[:n]], axis=1)
-        if values.shape[1] != AUDIO_DIM:
-            raise RuntimeError(f"openSMILE gave {values.shape[1]} dims, expected {AUDIO_DIM}")
+        values = self.rows(signal, rate)
+        n = len(values)
         if float(np.abs(signal).max(initial=0.0)) < self.silence:
             return _missing(n, "audio track is silent")
         mask = np.isfinite(values).all(axis=1)
         values[~mask] = 0.0
         return AudioFeatures(values, mask, "" if mask.any() else "no valid audio frame")
+
+    def rows(self, signal: np.ndarray, rate: int) -> np.ndarray:
+        """The raw descriptor rows [n, 130] of `signal` (NaN where openSMILE had no frame), unmasked."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "segment too short": the caller masks it
+            lld, delta = (s.process_signal(signal, rate).to_numpy(np.float32) for s in self.smiles)
+        n = min(len(lld), len(delta))
+        values = np.concatenate([lld[:n], delta[:n]], axis=1)
+        if values.shape[1] != AUDIO_DIM:
+            raise RuntimeError(f"openSMILE gave {values.shape[1]} dims, expected {AUDIO_DIM}")
+        return values
+
+    @property
+    def names(self) -> list[str]:
+        """The 130 descriptor names, in column order."""
+        return [*self.smiles[0].feature_names, *self.smiles[1].feature_names]
 
 
 def _missing(frames: int, reason: str) -> AudioFeatures:

@@ -49,7 +49,8 @@ class DecodedMedia:
 def too_long_reason(seconds: float, max_seconds: float, at_least: bool = False) -> str:
     return (
         f"clip is {'over ' if at_least else ''}{seconds:.1f} s long, more than max_seconds={max_seconds:g}: "
-        "cut it into utterances, or set long_clips='truncate' to keep the first max_seconds"
+        "for emotions over time run `auxformer-infer FILE --timeline` (or Session.stream); or cut it into "
+        "utterances, or set long_clips='truncate' to keep the first max_seconds"
     )
 
 
@@ -78,7 +79,7 @@ def decode(
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as err:
-        raise MediaError(f"not a readable media file ({_short(err)})") from None
+        raise MediaError(f"not a readable media file ({short_error(err)})") from None
     with container:
         return _Decoder(av, container, audio_rate, max_side, max_seconds, truncate, threads).run()
 
@@ -125,8 +126,8 @@ class _Decoder:
                 self._keep_audio(self.resampler.resample(None))
         except (self.av.FFmpegError, ValueError) as err:  # ValueError: the audio format changed mid-stream
             if not self.chunks and not self.frames:
-                raise MediaError(f"corrupt media ({_short(err)})") from None
-            self.notes.append(f"decoding stopped early at {self._position():.2f} s ({_short(err)})")
+                raise MediaError(f"corrupt media ({short_error(err)})") from None
+            self.notes.append(f"decoding stopped early at {self._position():.2f} s ({short_error(err)})")
         if self.truncate and self.done:
             self.notes.append(f"truncated to the first {self.max_seconds:g} s (long_clips='truncate')")
         if not self.chunks and not self.frames:
@@ -171,15 +172,7 @@ class _Decoder:
             self.samples += len(samples)
 
     def _rgb(self, frame: Any) -> np.ndarray:
-        scale = min(1.0, self.max_side / max(frame.width, frame.height))
-        if scale < 1.0:
-            # even sizes keep swscale on its fast path
-            width, height = 2 * round(frame.width * scale / 2), 2 * round(frame.height * scale / 2)
-            rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
-        else:
-            rgb = frame.to_ndarray(format="rgb24")
-        turns = upright_turns(frame, self.tag_turns)
-        return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+        return upright_rgb(frame, self.max_side, self.tag_turns)
 
     def _position(self) -> float:
         audio = self.samples / self.rate + (self.audio_start or 0.0)
@@ -189,7 +182,7 @@ class _Decoder:
 def video_stream(av: Any, container: Any) -> Any:
     """The container's first real video stream, or None: cover art in audio files is a one-picture
     "video" stream, not video evidence."""
-    return next((s for s in container.streams.video if not _is_attached_picture(av, s)), None)
+    return next((s for s in container.streams.video if not is_attached_picture(av, s)), None)
 
 
 def upright_turns(frame: Any, tag_turns: int) -> int:
@@ -197,6 +190,19 @@ def upright_turns(frame: Any, tag_turns: int) -> int:
     matrix (per frame: it may change mid-stream) wins over the stream's legacy tag (`rotate_tag_turns`)."""
     rotation = getattr(frame, "rotation", 0) or 0  # degrees counterclockwise, as FFmpeg reports them
     return round(rotation / 90) % 4 if rotation else tag_turns
+
+
+def upright_rgb(frame: Any, max_side: int, tag_turns: int = 0) -> np.ndarray:
+    """A decoded video frame as RGB uint8, its longer side at most `max_side`, turned upright."""
+    scale = min(1.0, max_side / max(frame.width, frame.height))
+    if scale < 1.0:
+        # even sizes keep swscale on its fast path
+        width, height = 2 * round(frame.width * scale / 2), 2 * round(frame.height * scale / 2)
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    turns = upright_turns(frame, tag_turns)
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def rotate_tag_turns(stream: Any) -> int:
@@ -209,12 +215,12 @@ def rotate_tag_turns(stream: Any) -> int:
         return 0
 
 
-def _is_attached_picture(av: Any, stream: Any) -> bool:
+def is_attached_picture(av: Any, stream: Any) -> bool:
     flag = getattr(getattr(av.stream, "Disposition", None), "attached_pic", None)
     return bool(flag is not None and stream.disposition & flag)
 
 
-def _short(err: BaseException) -> str:
+def short_error(err: BaseException) -> str:
     # FFmpeg errors carry errno and file name in str(); the reason needs only the message
     text = getattr(err, "strerror", None) or str(err)
     return text if len(text) <= 160 else text[:157] + "..."

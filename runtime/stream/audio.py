@@ -1,0 +1,102 @@
+"""Audio descriptors over the running signal, finalized block by block.
+
+openSMILE runs on each new block of the signal with `left` seconds of the signal before it and
+`right` seconds after it, and only the block's own rows are kept: the analysis windows, smoothing
+and delta regressions at the block's borders see the same samples they would see in one pass over
+the whole file, so the rows match a whole-file extraction closely (tests/test_stream.py measures
+how closely). Row k is the analysis frame starting at sample k * rate / AUDIO_FPS of the signal.
+The voice activity detector marks, per row, whether it holds speech; the mask a window gets is
+`finite and speech`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..contracts import AUDIO_DIM, AUDIO_FPS
+from ..media.audio_features import ComParE
+from .vad import VoiceActivity
+
+
+@dataclass
+class AudioRows:
+    first: int  # index of the first row, counted from the signal's first sample
+    values: np.ndarray  # float32 [n, 130], zeros where not finite
+    mask: np.ndarray  # bool [n]: finite and speech
+
+
+@dataclass
+class AudioJob:
+    first: int  # the block's first row
+    signal: np.ndarray  # the block's samples with their context
+    keep: slice  # the block's rows among the rows of `signal`
+    final: bool  # the signal's end: keep what openSMILE gives
+
+
+class RunningAudio:
+    def __init__(
+        self,
+        compare: ComParE,
+        vad: VoiceActivity,
+        rate: int,
+        min_block: float,
+        left: float,
+        right: float,
+    ):
+        self.compare, self.vad, self.rate = compare, vad, rate
+        self.hop = rate / AUDIO_FPS  # samples per row
+        self.min_block = max(1, round(min_block * AUDIO_FPS))
+        self.left, self.right = round(left * AUDIO_FPS), round(right * AUDIO_FPS)
+        self.start: float | None = None  # time of the signal's first sample (seconds from the source's start)
+        self.signal = np.zeros(0, np.float32)
+        self.signal_first = 0  # sample index of self.signal[0]
+        self.samples = 0  # samples received
+        self.done = 0  # rows handed out as jobs
+
+    def push(self, start: float, samples: np.ndarray) -> list[AudioJob]:
+        """Take new samples; returns the block to compute when enough has arrived (see `compute`)."""
+        if self.start is None:
+            self.start = start
+        self.signal = np.concatenate([self.signal, samples]) if len(self.signal) else samples
+        self.samples += len(samples)
+        ready = int((self.samples - self.right * self.hop) // self.hop)  # rows whose right context has arrived
+        if ready - self.done < self.min_block:
+            return []
+        return [self._job(ready, final=False)]
+
+    def finish(self) -> list[AudioJob]:
+        total = int(self.samples // self.hop)
+        return [self._job(total, final=True)] if total > self.done else []
+
+    def _sample(self, row: int) -> int:
+        return round(row * self.hop)
+
+    def _job(self, upto: int, final: bool) -> AudioJob:
+        first_row = max(0, self.done - self.left)
+        a = self._sample(first_row) - self.signal_first
+        b = self.samples - self.signal_first if final else self._sample(upto + self.right) - self.signal_first
+        job = AudioJob(self.done, self.signal[a:b], slice(self.done - first_row, upto - first_row), final)
+        self.done = upto
+        # keep only the left context the next block needs
+        drop = self._sample(max(0, self.done - self.left)) - self.signal_first
+        if drop > 0:
+            self.signal = self.signal[drop:].copy()
+            self.signal_first += drop
+        return job
+
+    def compute(self, job: AudioJob) -> AudioRows:
+        """The block's rows: openSMILE and the voice activity detector. Jobs may run in another thread
+        (one at a time: the openSMILE objects are not shared), while this object takes new samples."""
+        chunk, keep = job.signal, job.keep
+        raw = self.compare.rows(chunk, self.rate) if len(chunk) >= 0.1 * self.rate else np.zeros((0, AUDIO_DIM))
+        speech = self.vad(chunk, raw)
+        got = raw[keep]  # openSMILE gives a few rows fewer at the very end: the last frames do not fit
+        n = len(got) if job.final else keep.stop - keep.start
+        values = np.zeros((n, AUDIO_DIM), np.float32)
+        mask = np.zeros(n, bool)
+        values[: len(got)] = got
+        mask[: len(got)] = np.isfinite(got).all(axis=1) & speech[keep][: len(got)]
+        values[~np.isfinite(values).all(axis=1)] = 0.0
+        return AudioRows(job.first, values, mask)

@@ -1,0 +1,235 @@
+"""A source -> Segments, lazily: the stream's pipeline (source -> running features -> windows ->
+the model) and what a window's segment says when something went wrong.
+
+Files are read as fast as they decode, and complete windows are predicted `batch_size` at a time
+for throughput; a live source's windows are predicted one by one as soon as each is complete, for
+latency. Faults: a window overlapping a stretch the decoder could not read is failed with the
+reason; a source that stalls, drops or breaks off ends the stream with one failed segment saying
+why (after the windows complete before it), so a caller never waits past `stall_timeout`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..contracts import AUDIO_FPS, ClipFeatures, Status
+from ..segment import Segment
+from .audio import AudioJob, AudioRows, RunningAudio
+from .source import AudioChunk, End, Fault, MediaSource, SourceInfo, SourceOptions, VideoFrame
+from .vad import VadSettings, VoiceActivity
+from .video import RunningVideo
+from .windows import FeatureBuffer, Window, WindowGrid
+
+# Window length: the model's typical training clip (its profile's `opt` audio length, rounded up to
+# half seconds), which measured best on the demo (README, "Timelines"); the paper's 2.5-3 s clips
+# when the manifest records no lengths.
+FALLBACK_WINDOW = 3.0
+DEFAULT_HOP = 1.0
+
+
+def default_window(manifest: Any) -> float:
+    shapes = getattr(manifest, "shapes", None)
+    if shapes is None:
+        return FALLBACK_WINDOW
+    return max(1.0, math.ceil(2 * shapes.audio_len.opt / AUDIO_FPS) / 2)
+
+
+@dataclass
+class StreamSettings:
+    window: float | None = None  # seconds; None: default_window(the model's manifest)
+    hop: float = DEFAULT_HOP
+    batch_size: int = 16  # windows per inference batch for files (live: 1)
+    min_speech: float = 0.25  # seconds of speech a window needs for its audio to count as present
+    vad: VadSettings = field(default_factory=VadSettings)
+    source: SourceOptions = field(default_factory=SourceOptions)
+    # seconds of signal openSMILE sees before a block (its RASTA filters and pitch smoother settle: with
+    # 3 s no row differs from a whole-file pass by more than 5 %, tests/test_stream.py) and after it
+    # (the live delay of the audio rows)
+    audio_left: float = 3.0
+    audio_right: float = 0.3
+    file_block: float = 10.0  # seconds of audio per openSMILE call for files (the context is paid per call)
+    live_block: float = 0.25  # and for live sources (latency)
+    video_block: float = 2.0  # seconds of frames tracked and embedded at once for files (bounds the frames held)
+
+    def __post_init__(self) -> None:
+        if (self.window is not None and self.window <= 0) or self.hop <= 0:
+            raise ValueError(f"window and hop must be > 0 seconds, got {self.window} and {self.hop}")
+
+
+class SegmentStream(Iterator[Segment]):
+    """The segments of one source, lazily; `stats` holds seconds of compute per stage so far (CPU time
+    of the thread doing it: decode in the reader, audio in its worker, video and inference in the
+    caller's) and `media_seconds` how much was read.
+    `close()` stops reading the source (as leaving a `for` loop over it early does, once collected)."""
+
+    def __init__(self, session: Any, source: str | os.PathLike, settings: StreamSettings):
+        self._pipeline = _Pipeline(session, source, settings)
+        self._segments = self._pipeline.run()
+        self.live = self._pipeline.live
+        self.window, self.hop = self._pipeline.grid.length, self._pipeline.grid.hop
+
+    def __next__(self) -> Segment:
+        return next(self._segments)
+
+    def close(self) -> None:
+        self._segments.close()
+
+    @property
+    def stats(self) -> dict[str, float]:
+        return dict(self._pipeline.stats, decode=self._pipeline.source.cpu_seconds)
+
+    @property
+    def media_seconds(self) -> float:
+        return self._pipeline.position
+
+
+def stream_segments(session: Any, source: str | os.PathLike, settings: StreamSettings) -> SegmentStream:
+    """Segments of `source` for `session` (a runtime Session), in time order; see the module docstring."""
+    return SegmentStream(session, source, settings)
+
+
+class _Pipeline:
+    def __init__(self, session: Any, source: str | os.PathLike, settings: StreamSettings):
+        from ..features import FeatureExtractor
+
+        self.session, self.settings = session, settings
+        fs = session.front_end.settings  # the model's front end (FeatureSettings), checked against it
+        self.extractor = FeatureExtractor(fs)  # one per stream: its stages are not shared between threads
+        self.source = MediaSource(source, settings.source, fs.audio_rate, fs.max_side, fs.threads)
+        self.live = self.source.live
+        block = settings.live_block if self.live else settings.file_block
+        vad = VoiceActivity(settings.vad, self.extractor.audio.names)
+        self.audio = RunningAudio(
+            self.extractor.audio, vad, fs.audio_rate, block, settings.audio_left, settings.audio_right
+        )
+        video_block = settings.live_block if self.live else settings.video_block
+        frames_per_block = max(fs.detect_every, round(video_block * 25))  # the frame rate is known only later
+        self.video = RunningVideo(self.extractor.detector, self.extractor.embedder, fs.detect_every, frames_per_block)
+        self.buffer = FeatureBuffer(session.manifest.video_dim)
+        self.grid = WindowGrid(settings.window or default_window(session.manifest), settings.hop)
+        self.info: SourceInfo | None = None
+        self.audio_ended = self.video_ended = False
+        self.pending: list[tuple[Window, ClipFeatures, str]] = []  # window, its rows, why it failed ("" if not)
+        self.position = 0.0  # the newest source time seen
+        self.stats = dict.fromkeys(("audio", "video", "infer"), 0.0)  # CPU seconds per stage
+        # openSMILE runs in its own thread (it releases the GIL), beside decoding and the faces
+        self.audio_worker = ThreadPoolExecutor(1, thread_name_prefix="stream-audio")
+        self.audio_jobs: deque[Future[AudioRows]] = deque()
+        self.audio_until: float | None = None  # source time up to which the audio rows are in the buffer
+
+    def _audio_rows(self, job: AudioJob) -> AudioRows:
+        t = time.thread_time()
+        rows = self.audio.compute(job)
+        self.stats["audio"] += time.thread_time() - t
+        return rows
+
+    def _submit(self, jobs: list[AudioJob]) -> None:
+        for job in jobs:
+            self.audio_jobs.append(self.audio_worker.submit(self._audio_rows, job))
+        while len(self.audio_jobs) > 2:  # audio far behind: wait, rather than hold more signal
+            self._harvest(wait_one=True)
+
+    def _harvest(self, wait_one: bool = False, wait_all: bool = False) -> None:
+        while self.audio_jobs and (wait_all or wait_one or self.audio_jobs[0].done()):
+            rows = self.audio_jobs.popleft().result()
+            wait_one = False
+            start = self.audio.start or 0.0
+            self.buffer.add_audio(start, rows)
+            self.audio_until = start + (rows.first + len(rows.values)) / AUDIO_FPS
+
+    def run(self) -> Iterator[Segment]:
+        events = self.source.events()
+        try:
+            for event in events:
+                if isinstance(event, SourceInfo):
+                    self.info = event
+                    self.audio_ended, self.video_ended = not event.has_audio, not event.has_video
+                elif isinstance(event, AudioChunk):
+                    self.position = max(self.position, event.start + len(event.samples) / self.audio.rate)
+                    self._submit(self.audio.push(event.start, event.samples))
+                elif isinstance(event, VideoFrame):
+                    self.position = max(self.position, event.time)
+                    t = time.thread_time()
+                    self._video_rows(self.video.push(event.time, event.rgb))
+                    if self.live:
+                        self._video_rows(self.video.flush_before(self.grid.upcoming().end))
+                    self.stats["video"] += time.thread_time() - t
+                elif isinstance(event, Fault):
+                    self.buffer.faults.append(event)
+                elif isinstance(event, End):
+                    yield from self._end(event)
+                    return
+                yield from self._ready()
+        finally:
+            events.close()
+            self.audio_worker.shutdown(wait=True, cancel_futures=True)
+
+    def _video_rows(self, blocks: list[Any]) -> None:
+        for rows in blocks:
+            self.buffer.add_video(rows)
+
+    def _complete(self, window: Window) -> bool:
+        audio = self.audio_ended or (self.audio_until is not None and self.audio_until >= window.end)
+        video = self.video_ended or self.video.done_before(window.end)
+        return audio and video
+
+    def _ready(self) -> Iterator[Segment]:
+        self._harvest()
+        while self._complete(window := self.grid.upcoming()):
+            self.grid.next += 1
+            self._take(window)
+        size = 1 if self.live else self.settings.batch_size
+        if len(self.pending) >= size:
+            yield from self._predict()
+
+    def _take(self, window: Window) -> None:
+        faults = self.buffer.faults_in(window)
+        broken = "; ".join(dict.fromkeys(f.reason for f in faults[:3]))
+        self.pending.append((window, self.buffer.cut(window), broken))
+        self.buffer.drop_before(window.start + self.grid.hop)  # what the next window needs
+
+    def _end(self, end: End) -> Iterator[Segment]:
+        self._submit(self.audio.finish())
+        t = time.thread_time()
+        self._video_rows(self.video.finish())
+        self.stats["video"] += time.thread_time() - t
+        self._harvest(wait_all=True)
+        duration = self.position
+        if self.info is not None and self.info.duration and not end.failed:
+            duration = max(duration, min(self.info.duration, self.position + 0.1))
+        if self.info is not None and (self.audio_until or self.video.seen_until is not None):
+            for window in self.grid.last_ones(duration):
+                self._take(window)
+        yield from self._predict()
+        if end.failed:
+            yield Segment(duration, duration, Status.FAILED, end.reason)
+
+    def _predict(self) -> Iterator[Segment]:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        clips = [self._present(clip) for _, clip, broken in pending if not broken]
+        t = time.thread_time()
+        predictions = iter(self.session.predict(clips, batch_size=self.settings.batch_size) if clips else [])
+        self.stats["infer"] += time.thread_time() - t
+        for window, _, broken in pending:
+            if broken:
+                yield Segment(window.start, window.end, Status.FAILED, f"corrupt media in this window: {broken}")
+            else:
+                yield Segment.of(next(predictions), window.start, window.end)
+
+    def _present(self, clip: ClipFeatures) -> ClipFeatures:
+        """Too little speech in a window is no audio: its rows are masked, and the audio head stays out."""
+        if clip.audio_mask.sum() < self.settings.min_speech * AUDIO_FPS:
+            clip.audio_mask[:] = False
+            clip.reason = "no speech" if len(clip.audio_mask) else ""
+        if not clip.video_mask.any() and len(clip.video_mask):
+            clip.reason = "; ".join(r for r in (clip.reason, "no face") if r)
+        return clip
