@@ -7,14 +7,16 @@ the batch it sits in; a modality whose mask is all false contributes nothing and
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import MODEL_NAMES, ModelConfig
+from .config import ATTENTION, MODEL_NAMES, ModelConfig
 
 
 @dataclass
@@ -23,6 +25,12 @@ class Keys:
 
     allowed: Tensor  # bool, broadcasts to [B, heads, Tq, Tk]
     any: Tensor  # float, broadcasts to [B, heads, Tq, 1]: 0 for a query that may see no key at all
+
+    @functools.cached_property
+    def fused_mask(self) -> Tensor:
+        """`allowed` with every key opened for a query that may see none: the fused kernel then never
+        meets an all-masked row (a NaN there), and `any` zeroes that row's output as before."""
+        return self.allowed | (self.any == 0)
 
 
 def attention_keys(query_mask: Tensor, key_mask: Tensor, causal: bool = False) -> Keys:
@@ -40,23 +48,43 @@ def attention_keys(query_mask: Tensor, key_mask: Tensor, causal: bool = False) -
 
 
 class MultiHeadAttention(nn.Module):
+    """`fused` (the default) runs torch's scaled_dot_product_attention, which never materialises the
+    [B, heads, Tq, Tk] scores on the CPU; `explicit` spells the same maths out (the reference, and the
+    form export writes when onnxruntime runs it faster). Both give the same outputs and gradients."""
+
     def __init__(self, d: int, heads: int, dropout: float):
         super().__init__()
         self.heads = heads
         self.query, self.key, self.value, self.out = (nn.Linear(d, d) for _ in range(4))
         self.dropout = nn.Dropout(dropout)
+        self.implementation = "fused"
 
     def forward(self, x: Tensor, source: Tensor, keys: Keys) -> Tensor:
         (b, tq, d), tk = x.shape, source.shape[1]
         q = self.query(x).reshape(b, tq, self.heads, -1).transpose(1, 2)
         k = self.key(source).reshape(b, tk, self.heads, -1).transpose(1, 2)
         v = self.value(source).reshape(b, tk, self.heads, -1).transpose(1, 2)
-        scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
-        # Lowest finite value, not -inf: a row with no valid key stays finite, and its output is zeroed
-        # (on the [.., Tq, d_head] result rather than the larger score tensor)
-        scores = scores.masked_fill(~keys.allowed, torch.finfo(scores.dtype).min)
-        attended = (self.dropout(scores.softmax(-1)) @ v) * keys.any.to(scores.dtype)
+        if self.implementation == "fused":
+            p = self.dropout.p if self.training else 0.0
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=keys.fused_mask, dropout_p=p)
+        else:
+            scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+            # Lowest finite value, not -inf: a row with no valid key stays finite
+            scores = scores.masked_fill(~keys.allowed, torch.finfo(scores.dtype).min)
+            attended = self.dropout(scores.softmax(-1)) @ v
+        # a row with no valid key gives zeros (on the [.., Tq, d_head] result, not the larger scores)
+        attended = attended * keys.any.to(attended.dtype)
         return self.out(attended.transpose(1, 2).reshape(b, tq, d))
+
+
+def use_attention(model: nn.Module, implementation: str) -> nn.Module:
+    """Switch every attention of `model` to `fused` or `explicit` (same weights, same maths)."""
+    if implementation not in ATTENTION:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION)}; got {implementation!r}")
+    for module in model.modules():
+        if isinstance(module, MultiHeadAttention):
+            module.implementation = implementation
+    return model
 
 
 class Layer(nn.Module):
@@ -289,4 +317,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["AuxFormer", "ModelConfig", "ModelOutput", "build_model", "count_parameters"]
+__all__ = ["ATTENTION", "AuxFormer", "ModelConfig", "ModelOutput", "build_model", "count_parameters", "use_attention"]
