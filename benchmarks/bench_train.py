@@ -223,7 +223,7 @@ def memory_child(args: argparse.Namespace) -> None:
     base = _rss_now()
     path.step(longest)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
-    print(json.dumps({"step_peak_bytes": max(peak - base, 0)}))
+    print(json.dumps({"path": args.memory_child, "step_peak_bytes": max(peak - base, 0)}))
 
 
 def _rss_now() -> int:

@@ -89,3 +89,24 @@ def test_fused_is_the_default_and_the_switch_checks_its_argument():
     assert {m.implementation for m in model.modules() if isinstance(m, MultiHeadAttention)} == {"fused"}
     with pytest.raises(ValueError, match="attention must be one of"):
         use_attention(model, "flash")
+
+
+def test_cpu_training_dropout_path_is_the_same_attention_with_a_fair_mask(monkeypatch):
+    """With attention dropout on the CPU, `fused` trains through a lean explicit form: with no entry
+    dropped it is exactly the reference; its mask drops a share p of the entries."""
+    from auxformer.train import model as model_module
+
+    torch.manual_seed(0)
+    module = MultiHeadAttention(20, 4, dropout=0.25)
+    qm, km = _masks("cpu")
+    keys = attention_keys(qm, km)
+    x, src = torch.randn(4, 7, 20), torch.randn(4, 9, 20)
+    module.eval()
+    reference, _ = _run("explicit", module, x, src, keys)
+    module.train()
+    monkeypatch.setattr(model_module, "drop_mask", lambda shape, p, device: torch.zeros(shape, dtype=torch.bool))
+    lean, _ = _run("fused", module, x, src, keys)
+    torch.testing.assert_close(lean, reference / (1 - 0.25) - module.out.bias * (1 / 0.75 - 1), **TOL)
+    monkeypatch.undo()
+    mask = model_module.drop_mask((200, 1000), 0.1, torch.device("cpu"))
+    assert abs(mask.float().mean().item() - 0.1) < 0.005
