@@ -80,7 +80,7 @@ class TrainConfig(DictConfig):
     attention: str = "fused"
     batching: str = "bucketed"
     precision: str = "fp32"  # bf16 on GPUs or CPUs with native bf16; fp16 on GPUs
-    prefetch: int = 2  # batches assembled ahead on a background thread (0: on the training thread)
+    prefetch: int = 2  # batches assembled ahead on as many background threads (0: on the training thread)
 
     def __post_init__(self) -> None:
         _check_choice("model", self.model, MODEL_NAMES)

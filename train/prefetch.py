@@ -1,9 +1,12 @@
-"""Work a step ahead: `prefetched(make, items)` yields make(item) for each item in order, computed up to
-`depth` items ahead on one background thread.
+"""Work ahead: `prefetched(make, items)` yields make(item) for each item in order, computed up to
+`depth` items ahead on `depth` background threads.
 
-Assembling a training batch (reading clips, padding, copying into tensors) then overlaps the previous
-step. One thread, in order, and no random draws in `make`: the batches and every generator's state are
-the same as without it, so runs stay reproducible and resumable.
+Assembling a training batch (reading clips, padding, copying into tensors; numpy and torch release the
+GIL for the copies) then overlaps the steps. Measured: a batch of 32 CREMA-D-like clips with 4096-dim
+video takes about 0.3 s to assemble on this CPU, a few percent of a CPU training step, but several GPU
+steps, which would otherwise wait for it. Results come back in order and `make` draws nothing random:
+the batches and every generator's state are the same as without it, so runs stay reproducible and
+resumable.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def prefetched(make: Callable[[T], U], items: Iterable[T], depth: int = 2) -> It
         return
     pending: collections.deque[Future[U]] = collections.deque()
     source = iter(items)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="prefetch") as pool:
         try:
             for item in source:
                 pending.append(pool.submit(make, item))

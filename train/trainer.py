@@ -174,7 +174,7 @@ class Trainer:
     def train_epoch(self, progress: Progress | None, task: Any) -> float:
         """One pass over the epoch's global batches (train/batching.py); each process trains on its share
         of every batch (all of it when there is one process), so the update does not depend on the
-        process count. Batches are assembled a step ahead on a background thread (train/prefetch.py)."""
+        process count. Batches are assembled ahead on background threads (train/prefetch.py)."""
         self.model.train()
         cfg, ctx = self.cfg, self.dist
         batches = epoch_batches(self.train_lengths, cfg.batch_size, self.shuffle_rng, cfg.batching)
