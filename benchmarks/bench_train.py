@@ -8,13 +8,15 @@ against the new one (fused attention, length-bucketed batches), on the paper con
 What is timed is a training step as the trainer runs it: forward, multitask loss, backward,
 gradient clipping and an Adam step, on `build_model("auxformer", ModelConfig())` (d=130, 10 heads,
 5 layers, 4096-dim video) in training mode. The clips have CREMA-D-like lengths: log-normal around
-2.5 s, cut to 1.3-5 s, audio at 100 fps and video at 30 fps. Each path makes its batches of the same
-pool of clips as the trainer would (`train.batching.epoch_batches`, the pool being one bucket), and a
-pass trains on every batch once; clips/s is the pool over a pass's time. Passes alternate between the
-paths, so load from other processes hits both alike: compare ratios, not absolute numbers. Peak
-memory is a step's on the pool's longest batch, above the model and data: from the CUDA allocator on
-a GPU, from a fresh process's peak RSS on the CPU. Imports only torch, numpy and auxformer's training
-core, so it also runs where the media packages are not installed.
+2.5 s, cut to 1.3-5 s, audio at 100 fps and video at 30 fps. Batches of 16 and a pool of 64 clips by
+default: `--batch-size 32` is the paper's batch, but the old path's longest batch then needs about
+10 GB. Each path makes its batches of the same pool of clips as the trainer would
+(`train.batching.epoch_batches`, the pool being one bucket), and a pass trains on every batch once;
+clips/s is the pool over a pass's time. Passes alternate between the paths, so load from other
+processes hits both alike: compare ratios, not absolute numbers. Peak memory is a step's on the
+pool's longest batch, above the model and data: from the CUDA allocator on a GPU, from a fresh
+process's peak RSS on the CPU. Imports only torch, numpy and auxformer's training core, so it also
+runs where the media packages are not installed.
 """
 
 from __future__ import annotations
@@ -350,8 +352,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU threads (CPU only)")
     parser.add_argument("--precision", nargs="+", default=["fp32"], help="fp32 bf16 fp16 (refused ones are skipped)")
-    parser.add_argument("--clips", type=int, default=128, help="clips in the pool (one pass = this many)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--clips", type=int, default=64, help="clips in the pool (one pass = this many)")
+    parser.add_argument("--batch-size", type=int, default=16, help="32 is the paper's; its old path needs ~10 GB")
     parser.add_argument("--repeats", type=int, default=2, help="passes per path")
     parser.add_argument("--profile", action="store_true", help="also print where the new path's time goes")
     parser.add_argument("--json", type=Path, help="write the measurements here")
