@@ -32,3 +32,9 @@ bench:
     python benchmarks/bench_inference.py
     python benchmarks/bench_features.py --pool
     python benchmarks/bench_stream.py
+    python benchmarks/bench_train.py
+
+# on a GPU machine (CUDA PyTorch is enough): the GPU tests that need only PyTorch and the training
+# benchmark in fp32 / bf16 / fp16, one table; the same as `python benchmarks/gpu_check.py`
+gpu-check:
+    python benchmarks/gpu_check.py

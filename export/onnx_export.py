@@ -26,7 +26,7 @@ from auxformer.common.optional import require
 from auxformer.runtime.contracts import DYNAMIC_AXES, INPUTS
 from auxformer.runtime.manifest import Manifest
 from auxformer.runtime.onnxruntime_runner import OnnxRuntimeOptions, inference_session
-from auxformer.train.model import AuxFormer
+from auxformer.train.model import AuxFormer, attention_as
 
 from .request import DEFAULT_OPSET
 
@@ -38,6 +38,11 @@ _DROPPED_NODE_METADATA = ("pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node"
 # (batch, audio_len, video_len) of the example: >= 2 so nothing is specialised to 1, and pairwise
 # different so the exporter cannot mistake one axis for another.
 EXAMPLE_SIZES = (3, 29, 13)
+# The attention form written into the graph. Measured on the paper configuration (3-s clips, one CPU
+# thread): onnxruntime runs the explicit form 1.3x faster at batch 1 and 1.4x at batch 8 than the
+# exporter's decomposition of scaled_dot_product_attention (more Slice / Concat / Reshape nodes); the
+# two agree with PyTorch to 1e-6.
+EXPORT_ATTENTION = "explicit"
 
 
 class ExportError(RuntimeError):
@@ -109,7 +114,8 @@ def export_onnx(
     args = example_inputs(model.cfg.audio_dim, model.cfg.video_dim, example_sizes)
     dims = {axis: torch.export.Dim(axis, min=1) for axis in ("batch", "audio_len", "video_len")}
     dynamic_shapes = {name: {i: dims[axis] for i, axis in enumerate(axes)} for name, axes in DYNAMIC_AXES.items()}
-    proto = dynamo_export(wrapper, args, list(INPUTS), manifest.output_names, dynamic_shapes, opset)
+    with attention_as(model, EXPORT_ATTENTION):
+        proto = dynamo_export(wrapper, args, list(INPUTS), manifest.output_names, dynamic_shapes, opset)
     _strip_node_metadata(proto)
     manifest.embed(proto)
     check_dynamic_axes(proto)

@@ -81,6 +81,7 @@ class ResumeState:
     optimizer: dict[str, Any]  # torch's optimiser state dict: tensors and numbers
     scheduler: dict[str, Any]
     rng: list[RngState]  # one per process
+    scaler: dict[str, Any] = field(default_factory=dict)  # fp16's gradient scaler (empty otherwise)
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Checkpoint:
             payload["optimizer"] = self.resume.optimizer
             payload["scheduler"] = self.resume.scheduler
             payload["rng"] = [r.to_dict() for r in self.resume.rng]
+            payload["scaler"] = self.resume.scaler
         payload["metadata"] = json.dumps(metadata)
         with atomic.atomic_path(path) as tmp:
             torch.save(payload, tmp)
@@ -139,6 +141,7 @@ class Checkpoint:
                     optimizer=raw["optimizer"],
                     scheduler=raw["scheduler"],
                     rng=[RngState.from_dict(r) for r in raw["rng"]],
+                    scaler=raw.get("scaler", {}),
                 )
             calibration = meta.get("calibration")
             return cls(

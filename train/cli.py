@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from auxformer.train.feature_cli import prepare_command
 
-from .config import MODEL_NAMES, POOLING, PREDICTION_RULES, ModelConfig, TrainConfig
+from .config import ATTENTION, BATCHING, MODEL_NAMES, POOLING, PRECISIONS, PREDICTION_RULES, ModelConfig, TrainConfig
 from .protocol import ProtocolConfig
 
 
@@ -87,6 +87,15 @@ def fit(
         int, typer.Option(help=f"torch threads (0 = torch's default; demo {DEMO_THREADS})")
     ] = TRAIN.num_threads,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (under torchrun: one GPU per process)")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help=f"{' | '.join(PRECISIONS)} (bf16: GPUs, CPUs with native bf16; fp16: GPUs)")
+    ] = TRAIN.precision,
+    attention: Annotated[
+        str, typer.Option(help=f"{' | '.join(ATTENTION)} (explicit: the scores spelled out, slower)")
+    ] = TRAIN.attention,
+    batching: Annotated[
+        str, typer.Option(help=f"{' | '.join(BATCHING)} (bucketed: clips of similar length together)")
+    ] = TRAIN.batching,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
@@ -95,6 +104,9 @@ def fit(
 
     from . import checkpoint
     from .checkpoint import CheckpointError
+    from .distributed import pick_device
+    from .precision import PrecisionError
+    from .precision import check as check_precision
     from .report import print_summary
     from .trainer import Trainer
 
@@ -118,12 +130,19 @@ def fit(
             seed=seed,
             split_seed=split_seed,
             num_threads=threads or (DEMO_THREADS if demo else TRAIN.num_threads),
+            precision=precision,
+            attention=attention,
+            batching=batching,
         )
         base = ModelConfig.authors if authors_options else ModelConfig
         model_cfg = base(
             num_layers=layers or (DEMO_LAYERS if demo else MODEL.num_layers), prediction=prediction, pooling=pooling
         )
     except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    try:  # before any work: the demo's media take minutes
+        check_precision(precision, pick_device(device, int(os.environ.get("LOCAL_RANK", "0"))))
+    except (PrecisionError, RuntimeError) as err:
         raise typer.BadParameter(str(err)) from err
 
     t0 = time.perf_counter()

@@ -10,6 +10,10 @@ from auxformer.runtime.manifest import PREDICTION_RULES as PREDICTION_RULES  # t
 
 MODEL_NAMES = ("auxformer", "baseline1", "mult", "audio_only", "video_only")
 POOLING = ("last", "mean")
+# How training runs (not what it learns): attention kernel, batch composition, arithmetic
+ATTENTION = ("fused", "explicit")  # torch's scaled_dot_product_attention, or the scores spelled out
+BATCHING = ("bucketed", "random")  # clips of similar length together, or random batches
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -72,11 +76,19 @@ class TrainConfig(DictConfig):
     split_seed: int = 0
     split_fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
     num_threads: int = 0  # 0: leave torch's default
+    # Speed only (train/batching.py, train/precision.py): "explicit" + "random" is the earlier path
+    attention: str = "fused"
+    batching: str = "bucketed"
+    precision: str = "fp32"  # bf16 on GPUs or CPUs with native bf16; fp16 on GPUs
+    prefetch: int = 2  # batches assembled ahead on as many background threads (0: on the training thread)
 
     def __post_init__(self) -> None:
         _check_choice("model", self.model, MODEL_NAMES)
         _check_choice("training", self.training, ("standard", "optimized"))
         _check_choice("dropout_per", self.dropout_per, ("sample", "batch"))
+        _check_choice("attention", self.attention, ATTENTION)
+        _check_choice("batching", self.batching, BATCHING)
+        _check_choice("precision", self.precision, PRECISIONS)
         if self.drop_audio + self.drop_video > 1:
             raise ValueError("drop_audio + drop_video must be <= 1 (never both dropped)")
         self.split_fractions = tuple(self.split_fractions)  # type: ignore[assignment]

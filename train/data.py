@@ -42,6 +42,13 @@ class Batch:
         return Batch(**{**self.__dict__, **changed})
 
 
+def collate(clips: Sequence[ClipFeatures], index: dict[str, int]) -> Batch:
+    """Labelled clips -> one batch padded to its longest clip (`index`: label -> class number)."""
+    arrays = {k: torch.from_numpy(v) for k, v in pad_batch(clips).items()}
+    labels = torch.tensor([index[c.label] for c in clips], dtype=torch.long)
+    return Batch(**arrays, labels=labels, clip_ids=[c.clip_id for c in clips])
+
+
 class ClipDataset(Dataset):
     def __init__(self, corpus: FeatureCorpus, entries: Sequence[CorpusEntry], labels: Sequence[str]):
         self.corpus, self.entries = corpus, list(entries)
@@ -57,9 +64,7 @@ class ClipDataset(Dataset):
         return self.cache[i] if self.cache is not None else self.corpus.load(self.entries[i])
 
     def collate(self, clips: list[ClipFeatures]) -> Batch:
-        arrays = {k: torch.from_numpy(v) for k, v in pad_batch(clips).items()}
-        labels = torch.tensor([self.index[c.label] for c in clips], dtype=torch.long)
-        return Batch(**arrays, labels=labels, clip_ids=[c.clip_id for c in clips])
+        return collate(clips, self.index)
 
     def loader(self, batch_size: int) -> DataLoader:
         """In order, for evaluation."""
@@ -67,6 +72,18 @@ class ClipDataset(Dataset):
 
     def batch(self, indices: Sequence[int]) -> Batch:
         return self.collate([self[int(i)] for i in indices])
+
+    def lengths(self) -> list[int]:
+        """Frames per clip (audio + video): what a padded batch's cost follows. From the manifest's
+        length columns where it has them, else from the clips."""
+        out = []
+        for i, entry in enumerate(self.entries):
+            if "audio_frames" in entry.extra and "video_frames" in entry.extra:
+                out.append(int(entry.extra["audio_frames"]) + int(entry.extra["video_frames"]))
+            else:
+                clip = self[i]
+                out.append(len(clip.audio_mask) + len(clip.video_mask))
+        return out
 
 
 def _estimated_bytes(corpus: FeatureCorpus, entries: Sequence[CorpusEntry]) -> float:

@@ -7,14 +7,18 @@ the batch it sits in; a modality whose mask is all false contributes nothing and
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import MODEL_NAMES, ModelConfig
+from .config import ATTENTION, MODEL_NAMES, ModelConfig
 
 
 @dataclass
@@ -23,6 +27,12 @@ class Keys:
 
     allowed: Tensor  # bool, broadcasts to [B, heads, Tq, Tk]
     any: Tensor  # float, broadcasts to [B, heads, Tq, 1]: 0 for a query that may see no key at all
+
+    @functools.cached_property
+    def fused_mask(self) -> Tensor:
+        """`allowed` with every key opened for a query that may see none: the fused kernel then never
+        meets an all-masked row (a NaN there), and `any` zeroes that row's output as before."""
+        return self.allowed | (self.any == 0)
 
 
 def attention_keys(query_mask: Tensor, key_mask: Tensor, causal: bool = False) -> Keys:
@@ -39,24 +49,72 @@ def attention_keys(query_mask: Tensor, key_mask: Tensor, causal: bool = False) -
     return Keys(allowed, allowed.any(-1, keepdim=True).to(torch.float32))
 
 
+def drop_mask(shape: tuple[int, ...], p: float, device: torch.device) -> Tensor:
+    """Bool mask, true with probability p (to 1/32768), from the global generator. One 15-bit draw per
+    element costs less than half of `bernoulli_`'s float draw, which is the largest single cost of a
+    CPU training step with attention dropout (the [B, heads, Tq, Tk] probabilities)."""
+    bits = torch.empty(shape, dtype=torch.int16, device=device).random_(0, 32768)
+    return bits < round(p * 32768)
+
+
 class MultiHeadAttention(nn.Module):
+    """`fused` (the default) runs torch's scaled_dot_product_attention, which never materialises the
+    [B, heads, Tq, Tk] scores on the CPU; `explicit` spells the same maths out (the reference, and the
+    form export writes when onnxruntime runs it faster). Both give the same outputs and gradients.
+
+    One exception: attention dropout in training on the CPU, where torch's fused kernel cannot drop
+    and its fallback adds full passes over the scores; `fused` then runs a lean explicit form (scale on
+    q, in-place masking, a cheaper dropout mask, the 1/(1-p) on the small output)."""
+
     def __init__(self, d: int, heads: int, dropout: float):
         super().__init__()
         self.heads = heads
         self.query, self.key, self.value, self.out = (nn.Linear(d, d) for _ in range(4))
         self.dropout = nn.Dropout(dropout)
+        self.implementation = "fused"
 
     def forward(self, x: Tensor, source: Tensor, keys: Keys) -> Tensor:
         (b, tq, d), tk = x.shape, source.shape[1]
         q = self.query(x).reshape(b, tq, self.heads, -1).transpose(1, 2)
         k = self.key(source).reshape(b, tk, self.heads, -1).transpose(1, 2)
         v = self.value(source).reshape(b, tk, self.heads, -1).transpose(1, 2)
-        scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
-        # Lowest finite value, not -inf: a row with no valid key stays finite, and its output is zeroed
-        # (on the [.., Tq, d_head] result rather than the larger score tensor)
-        scores = scores.masked_fill(~keys.allowed, torch.finfo(scores.dtype).min)
-        attended = (self.dropout(scores.softmax(-1)) @ v) * keys.any.to(scores.dtype)
+        p = self.dropout.p if self.training else 0.0
+        if self.implementation == "fused" and (p == 0 or q.device.type != "cpu"):
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=keys.fused_mask, dropout_p=p)
+        elif self.implementation == "fused":
+            scores = (q * (q.shape[-1] ** -0.5)) @ k.transpose(-2, -1)
+            scores = scores.masked_fill_(~keys.allowed, torch.finfo(scores.dtype).min)
+            dropped = scores.softmax(-1).masked_fill(drop_mask(scores.shape, p, scores.device), 0.0)
+            attended = (dropped @ v) * (1 / (1 - p))
+        else:
+            scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+            # Lowest finite value, not -inf: a row with no valid key stays finite
+            scores = scores.masked_fill(~keys.allowed, torch.finfo(scores.dtype).min)
+            attended = self.dropout(scores.softmax(-1)) @ v
+        # a row with no valid key gives zeros (on the [.., Tq, d_head] result, not the larger scores)
+        attended = attended * keys.any.to(attended.dtype)
         return self.out(attended.transpose(1, 2).reshape(b, tq, d))
+
+
+def use_attention(model: nn.Module, implementation: str) -> nn.Module:
+    """Switch every attention of `model` to `fused` or `explicit` (same weights, same maths)."""
+    if implementation not in ATTENTION:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION)}; got {implementation!r}")
+    for module in model.modules():
+        if isinstance(module, MultiHeadAttention):
+            module.implementation = implementation
+    return model
+
+
+@contextlib.contextmanager
+def attention_as(model: nn.Module, implementation: str) -> Iterator[nn.Module]:
+    """`model` with every attention switched to `implementation` inside, as it was afterwards."""
+    before = {m: m.implementation for m in model.modules() if isinstance(m, MultiHeadAttention)}
+    try:
+        yield use_attention(model, implementation)
+    finally:
+        for module, was in before.items():
+            module.implementation = was
 
 
 class Layer(nn.Module):
@@ -289,4 +347,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["AuxFormer", "ModelConfig", "ModelOutput", "build_model", "count_parameters"]
+__all__ = ["ATTENTION", "AuxFormer", "ModelConfig", "ModelOutput", "build_model", "count_parameters", "use_attention"]

@@ -25,12 +25,15 @@ from auxformer.common import atomic
 from auxformer.train.corpus import FeatureCorpus
 
 from . import checkpoint, distributed, modality_dropout, plots
+from .batching import epoch_batches
 from .checkpoint import Checkpoint, ResumeState, RunInfo, TrainState
 from .config import ModelConfig, TrainConfig
 from .data import ClipDataset, normalization_stats
 from .evaluation import evaluate
 from .loss import multitask_loss
-from .model import build_model, count_parameters
+from .model import build_model, count_parameters, use_attention
+from .precision import Precision
+from .prefetch import prefetched
 from .rng_state import RngState
 from .run_metrics import CONDITIONS, Evaluation, RunMetrics, condition_key
 from .splits import PARTITIONS, speaker_split
@@ -62,7 +65,9 @@ class Trainer:
         self.model_cfg = replace(model_cfg, num_classes=len(self.labels), video_dim=corpus.video_dim)
 
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.model, self.model_cfg)
+        self.model = use_attention(build_model(cfg.model, self.model_cfg), cfg.attention)
+        self.precision = Precision(cfg.precision, self.dist.device)
+        self.train_lengths = self.data["train"].lengths()
         self.model.set_normalization(
             {
                 m: (torch.from_numpy(mu), torch.from_numpy(sd))
@@ -114,6 +119,7 @@ class Trainer:
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
             rng=rngs,
+            scaler=self.precision.state_dict(),
         )
         Checkpoint(self.info, self.model.state_dict(), resume=resume).save(self.out / checkpoint.LAST)
 
@@ -139,6 +145,7 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(ckpt.resume.optimizer)
             self.scheduler.load_state_dict(ckpt.resume.scheduler)
+            self.precision.load_state_dict(ckpt.resume.scaler)
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise checkpoint.CheckpointError(f"{path} holds an optimiser state that does not fit ({err!r})") from None
         rngs = ckpt.resume.rng
@@ -165,34 +172,25 @@ class Trainer:
     # -- training --------------------------------------------------------------------------------
 
     def train_epoch(self, progress: Progress | None, task: Any) -> float:
-        """One pass over shuffled global batches; each process trains on its share of every batch
-        (all of it when there is one process), so the update does not depend on the process count."""
+        """One pass over the epoch's global batches (train/batching.py); each process trains on its share
+        of every batch (all of it when there is one process), so the update does not depend on the
+        process count. Batches are assembled ahead on background threads (train/prefetch.py)."""
         self.model.train()
-        cfg, data, ctx = self.cfg, self.data["train"], self.dist
-        order = torch.randperm(len(data), generator=self.shuffle_rng)
+        cfg, ctx = self.cfg, self.dist
+        batches = epoch_batches(self.train_lengths, cfg.batch_size, self.shuffle_rng, cfg.batching)
         total, n = 0.0, 0
-        for start in range(0, len(order), cfg.batch_size):
-            global_ids = order[start : start + cfg.batch_size]
-            mine = ctx.share(len(global_ids))
-            # a last batch smaller than the process count leaves some processes no clip; they still
-            # step (DDP's all-reduce needs every process) on a stand-in clip whose loss counts zero
-            idle = mine.start == mine.stop
-            if idle:
-                mine = slice(0, 1)
-            batch = data.batch(global_ids[mine].tolist())
+        for global_ids, mine, idle, batch in prefetched(self._share, batches, cfg.prefetch):
             if cfg.training == "optimized":
                 draws = modality_dropout.draw(len(global_ids), cfg.dropout_per, self.dropout_rng)[mine]
                 batch = modality_dropout.apply(batch, draws, cfg.drop_audio, cfg.drop_video)
             batch = batch.to(ctx.device)
-            out = self.step_model(*batch.inputs())
-            # DDP averages gradients over processes: scale so the sum matches one process's batch mean
-            loss = multitask_loss(
-                self.model, out.heads, batch, cfg.loss_weights, denominator=len(global_ids) / ctx.world_size
-            ) * (0.0 if idle else 1.0)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
+            with self.precision.autocast():
+                out = self.step_model(*batch.inputs())
+                # DDP averages gradients over processes: scale so the sum matches one process's batch mean
+                loss = multitask_loss(
+                    self.model, out.heads, batch, cfg.loss_weights, denominator=len(global_ids) / ctx.world_size
+                ) * (0.0 if idle else 1.0)
+            self.precision.step(loss, self.optimizer, self.model.parameters(), cfg.grad_clip)
             total += loss.item() * len(global_ids) / ctx.world_size
             n += len(global_ids)
             if progress is not None:
@@ -202,6 +200,16 @@ class Trainer:
             torch.distributed.all_reduce(summed)
             total = float(summed.item())
         return total / max(n, 1)
+
+    def _share(self, global_ids: list[int]) -> tuple[list[int], slice, bool, Any]:
+        """This process's share of a global batch, assembled (on the prefetch thread: no random draws)."""
+        mine = self.dist.share(len(global_ids))
+        # a last batch smaller than the process count leaves some processes no clip; they still
+        # step (DDP's all-reduce needs every process) on a stand-in clip whose loss counts zero
+        idle = mine.start == mine.stop
+        if idle:
+            mine = slice(0, 1)
+        return global_ids, mine, idle, self.data["train"].batch(global_ids[mine])
 
     def fit(self, resume: bool = False) -> RunMetrics | None:
         """Train (continuing the run in `out` if `resume`), then evaluate; the metrics on the main
