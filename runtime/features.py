@@ -34,6 +34,7 @@ from .media.audio_features import ComParE
 from .media.decode import DecodedMedia, MediaError, decode
 from .media.face_embedders import build_embedder
 from .media.faces import build_detector, track_faces
+from .media.functionals import Functionals
 
 EMBEDDER_DIMS = {"pixels": None, "vggface": 4096}  # pixels: pixels_size ** 2
 LONG_CLIPS = ("fail", "truncate")
@@ -56,6 +57,7 @@ class FeatureSettings(DictConfig):
     max_side: int = 480
     audio_rate: int = 16000
     silence_dbfs: float = -60.0  # a track whose peak is below this is silent: audio missing
+    digital_silence_dbfs: float = -90.0  # frames that see only samples below this (padding) are masked
     max_seconds: float = 60.0  # longer clips fail (or are cut, with long_clips="truncate")
     long_clips: str = "fail"
     vggface_weights: str | None = None  # path to vgg_face_dag.pth
@@ -95,11 +97,14 @@ class FeatureSettings(DictConfig):
 class FeatureExtractor:
     """Builds the stages once (openSMILE configs, cascade, ONNX session) and extracts clip by clip.
 
-    `timings` accumulates seconds per stage over the clips extracted, for benchmarks."""
+    `functionals` names openSMILE functional sets to compute too, from the same decoded audio (for the
+    classical baseline; `clip.functionals`). `timings` accumulates seconds per stage over the clips
+    extracted, for benchmarks."""
 
-    def __init__(self, settings: FeatureSettings | None = None):
+    def __init__(self, settings: FeatureSettings | None = None, functionals: tuple[str, ...] = ()):
         s = self.settings = settings or FeatureSettings()
-        self.audio = ComParE(s.silence_dbfs)
+        self.audio = ComParE(s.silence_dbfs, s.digital_silence_dbfs)
+        self.functionals = Functionals(tuple(functionals), s.digital_silence_dbfs) if functionals else None
         self.detector = build_detector(s.detector, s.min_face, s.ssd_prototxt, s.ssd_model)
         self.embedder = build_embedder(
             s.video_embedder,
@@ -137,6 +142,7 @@ class FeatureExtractor:
         )
         t1 = time.perf_counter()
         audio = self.audio(media.audio, media.audio_rate)
+        functionals = self.functionals(media.audio, media.audio_rate) if self.functionals and audio.mask.any() else {}
         t2 = time.perf_counter()
         track = track_faces(media.frames, self.detector, s.detect_every)
         t3 = time.perf_counter()
@@ -165,6 +171,7 @@ class FeatureExtractor:
                 "video_start": round(float(media.frame_times[0]), 3) if len(media.frame_times) else None,
                 "seconds": round(t4 - t0, 4),
             },
+            functionals=functionals,
         )
         return clip
 

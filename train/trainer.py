@@ -7,8 +7,6 @@ state), `metrics.json`, `confusion_matrix.png`, `training_curves.png`. Interrupt
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from dataclasses import replace
@@ -33,7 +31,7 @@ from .loss import multitask_loss
 from .model import build_model, count_parameters
 from .rng_state import RngState
 from .run_metrics import CONDITIONS, Evaluation, RunMetrics, condition_key
-from .splits import PARTITIONS, speaker_split
+from .splits import PARTITIONS, speaker_split, write_splits
 
 
 class Trainer:
@@ -155,12 +153,7 @@ class Trainer:
 
     def write_run_files(self) -> None:
         atomic.write_json(self.out / "config.json", self.info.to_dict())
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["clip_id", "speaker", "label", "partition"])
-        for p in PARTITIONS:
-            writer.writerows([e.clip_id, e.speaker, e.label, p] for e in self.parts[p])
-        atomic.write_text(self.out / "splits.csv", buf.getvalue())
+        write_splits(self.out / "splits.csv", self.parts)
 
     # -- training --------------------------------------------------------------------------------
 
