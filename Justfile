@@ -29,3 +29,7 @@ lint:
 bench:
     python benchmarks/bench_inference.py
     python benchmarks/bench_features.py --pool
+
+# quality on real speech: EmoDB leave-one-speaker-out, the classical baseline beside the networks
+bench-quality data="data/emodb" *args:
+    python benchmarks/bench_quality.py {{data}} {{args}}

@@ -41,6 +41,7 @@ class ClassicalTrainer:
         self.corpus, self.cfg, self.classical_cfg, self.out = corpus, cfg, classical_cfg, Path(out)
         self.console = console or Console(quiet=True)
         self.labels = corpus.labels
+        corpus.functional_dim(classical_cfg.feature_set)  # a corpus without them is refused before any work
         self.parts = speaker_split(corpus.entries, cfg.split_seed, cfg.split_fractions)
         if not self.parts["test"]:
             raise ValueError("the split leaves no test clips")

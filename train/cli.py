@@ -147,7 +147,10 @@ def fit(
         data, _ = run_media_demo(out, console=console, progress=progress)
     else:
         data = FeatureCorpus.open(corpus)
-    trainer = build_run(data, train_cfg, model_cfg, out, console, progress, device, classical_cfg)
+    try:
+        trainer = build_run(data, train_cfg, model_cfg, out, console, progress, device, classical_cfg)
+    except CorpusError as err:
+        _refuse(err)
     if model in CLASSICAL_NAMES:
         parts = trainer.partition_sizes
         what = f"openSMILE {classical_cfg.feature_set} functionals, L2 from {list(classical_cfg.l2_grid)} on dev"

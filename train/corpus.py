@@ -122,16 +122,20 @@ class FeatureCorpus:
         """The openSMILE functional sets its clips hold: {set name: dimension}."""
         return dict(self.metadata.get("functionals") or {})
 
-    def load_functionals(self, entries: Iterable[CorpusEntry], feature_set: str) -> tuple[np.ndarray, np.ndarray]:
-        """float32 [N, D] functionals of `entries`, and bool [N]: false for clips without them (no audio),
-        whose rows are zero."""
-        dim = self.functional_sets.get(feature_set)
-        if dim is None:
+    def functional_dim(self, feature_set: str) -> int:
+        """The size of a functional set the corpus holds; a CorpusError saying how to get it if it holds none."""
+        if feature_set not in self.functional_sets:
             held = ", ".join(self.functional_sets) or "none"
             raise CorpusError(
                 f"{self.root} holds no {feature_set} functionals (it holds {held}): "
                 f"prepare it again with --functionals {feature_set}"
             )
+        return int(self.functional_sets[feature_set])
+
+    def load_functionals(self, entries: Iterable[CorpusEntry], feature_set: str) -> tuple[np.ndarray, np.ndarray]:
+        """float32 [N, D] functionals of `entries`, and bool [N]: false for clips without them (no audio),
+        whose rows are zero."""
+        dim = self.functional_dim(feature_set)
         entries = list(entries)
         values, present = np.zeros((len(entries), dim), np.float32), np.zeros(len(entries), bool)
         for i, entry in enumerate(entries):
