@@ -38,3 +38,7 @@ bench:
 # benchmark in fp32 / bf16 / fp16, one table; the same as `python benchmarks/gpu_check.py`
 gpu-check:
     python benchmarks/gpu_check.py
+
+# quality on real speech: EmoDB leave-one-speaker-out, the classical baseline beside the networks
+bench-quality data="data/emodb" *args:
+    python benchmarks/bench_quality.py {{data}} {{args}}

@@ -26,6 +26,8 @@ DYNAMIC_AXES = {
     "video_mask": ("batch", "video_len"),
 }
 INPUTS = tuple(DYNAMIC_AXES)
+# a clip's openSMILE functionals, beside the four inputs in a `.npz` (feature corpus, cache): one array per set
+FUNCTIONALS = "functionals."
 # files the front end reads (anything FFmpeg decodes; these are the suffixes folders are searched for)
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"})
@@ -81,6 +83,8 @@ class ClipFeatures:
     status: Status = Status.OK
     reason: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    # utterance-level openSMILE functionals by set name (the classical baseline's input); not a model input
+    functionals: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in MODALITIES:
@@ -92,6 +96,7 @@ class ClipFeatures:
         self.audio_mask = np.asarray(self.audio_mask, dtype=bool)
         self.video_mask = np.asarray(self.video_mask, dtype=bool)
         self.status = Status(self.status)
+        self.functionals = {k: np.asarray(v, dtype=np.float32).reshape(-1) for k, v in self.functionals.items()}
         self.validate()
 
     def validate(self) -> None:
@@ -105,6 +110,9 @@ class ClipFeatures:
                 raise FeatureError(f"{self.clip_id}: {name}_mask {mask.shape} does not match {name} {values.shape}")
             if not np.isfinite(values[mask]).all():
                 raise FeatureError(f"{self.clip_id}: {name} has non-finite values on valid frames")
+        for name, values in self.functionals.items():
+            if not np.isfinite(values).all():
+                raise FeatureError(f"{self.clip_id}: {name} functionals have non-finite values")
 
     @classmethod
     def failed(cls, clip_id: str, reason: str, video_dim: int, source: str | None = None) -> ClipFeatures:
@@ -150,6 +158,7 @@ class ClipFeatures:
             status=self.status,
             reason=self.reason,
             info=dict(self.info),
+            functionals={} if modality == "audio" else dict(self.functionals),  # they describe the audio
         )
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -30,14 +30,14 @@ Job = tuple[str, str]  # (path, clip_id)
 _worker: tuple[FeatureExtractor, FeatureCache | None] | None = None
 
 
-def _init_worker(settings: dict, cache_dir: str | None, threads: int) -> None:
+def _init_worker(settings: dict, cache_dir: str | None, threads: int, functionals: tuple[str, ...] = ()) -> None:
     """Build this process's extractor and cache once; one thread per process (the pool is the parallelism)."""
     global _worker
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
     require("cv2").setNumThreads(threads)
     fs = FeatureSettings.from_dict(settings)
-    _worker = (FeatureExtractor(fs), FeatureCache(cache_dir, fs) if cache_dir else None)
+    _worker = (FeatureExtractor(fs, functionals), FeatureCache(cache_dir, fs, functionals) if cache_dir else None)
 
 
 def extract_job(job: Job) -> ClipFeatures:
@@ -64,14 +64,17 @@ def extract_many(
     progress: bool = True,
     console: Console | None = None,
     description: str = "extracting features",
+    functionals: tuple[str, ...] = (),
 ) -> Iterator[ClipFeatures]:
-    """Features of every (path, clip_id), in order. workers=0: one per core; 1: in this process."""
+    """Features of every (path, clip_id), in order. workers=0: one per core; 1: in this process.
+    `functionals`: openSMILE functional sets to compute too (`clip.functionals`)."""
     settings = settings or FeatureSettings()
     # set-up errors (missing weights, bad detector files) surface here, once, not once per clip;
     # this also converts VGG-Face weights once before the workers start
-    FeatureExtractor(settings)  # built and dropped: a vggface session is large, the workers build their own
+    # built and dropped: a vggface session is large, the workers build their own
+    FeatureExtractor(settings, functionals)
     workers = workers or default_workers(len(jobs))
-    initargs = (settings.to_dict(), str(cache_dir) if cache_dir else None, settings.threads)
+    initargs = (settings.to_dict(), str(cache_dir) if cache_dir else None, settings.threads, tuple(functionals))
 
     def crashed(job: Job) -> ClipFeatures:
         reason = "the decoder crashed on this file (its worker process died)"

@@ -21,7 +21,7 @@ import numpy as np
 
 from auxformer.common import atomic
 
-from .contracts import INPUTS, ClipFeatures, Status
+from .contracts import FUNCTIONALS, INPUTS, ClipFeatures, Status
 from .features import FeatureSettings
 from .hashing import cache_root, file_digest
 
@@ -51,12 +51,14 @@ NOT_IN_KEY = ("threads", "providers", "vggface_weights", "ssd_prototxt", "ssd_mo
 
 
 class FeatureCache:
-    def __init__(self, root: str | Path, settings: FeatureSettings):
+    def __init__(self, root: str | Path, settings: FeatureSettings, functionals: tuple[str, ...] = ()):
         self.root = Path(root)
         kept = {k: v for k, v in settings.to_dict().items() if k not in NOT_IN_KEY}
         described = {"format": FORMAT, "settings": kept, "versions": _versions()}
         if settings.video_weights:  # the shipped weights count by content too: a new model file makes new features
             described["video_weights"] = settings.video_weights
+        if functionals:  # entries with functionals are other entries (and without, keys stay as they were)
+            described["functionals"] = sorted(functionals)
         # weights are named by path in the settings: key on what the files hold
         for name in ("vggface_weights", "ssd_prototxt", "ssd_model"):
             value = getattr(settings, name)
@@ -84,9 +86,17 @@ class FeatureCache:
                 return None
             with np.load(entry, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in INPUTS}
+                functionals = {k[len(FUNCTIONALS) :]: data[k] for k in data.files if k.startswith(FUNCTIONALS)}
                 meta = json.loads(str(data["meta"]))
             info = {**meta["info"], "cached": True, "source": str(path)}
-            return ClipFeatures(clip_id, **arrays, status=Status(meta["status"]), reason=meta["reason"], info=info)
+            return ClipFeatures(
+                clip_id,
+                **arrays,
+                status=Status(meta["status"]),
+                reason=meta["reason"],
+                info=info,
+                functionals=functionals,
+            )
         except Exception:  # a damaged entry of any kind (torn zip, odd metadata): extract again
             return None
 
@@ -95,6 +105,7 @@ class FeatureCache:
             return
         meta = json.dumps({"status": clip.status.value, "reason": clip.reason, "info": clip.info}, default=str)
         buf = io.BytesIO()
-        np.savez(buf, **clip.arrays(), meta=np.array(meta))
+        extra = {FUNCTIONALS + k: v for k, v in clip.functionals.items()}
+        np.savez(buf, **clip.arrays(), **extra, meta=np.array(meta))
         with contextlib.suppress(OSError):  # a full disk or read-only cache costs speed, never the clip
             atomic.write_bytes(self._entry(key), buf.getvalue())

@@ -36,6 +36,7 @@ from .media.expression import LABELS as EXPRESSION_LABELS
 from .media.expression import weights_digest as expression_weights_digest
 from .media.face_embedders import build_embedder
 from .media.faces import DETECTORS, build_detector, shipped_weights_sha256, track_faces
+from .media.functionals import Functionals
 
 # pixels: pixels_size ** 2; expression: + 7 with expression_logits
 EMBEDDER_DIMS = {"expression": 128, "pixels": None, "vggface": 4096}
@@ -65,6 +66,7 @@ class FeatureSettings(DictConfig):
     max_side: int = 480
     audio_rate: int = 16000
     silence_dbfs: float = -60.0  # a track whose peak is below this is silent: audio missing
+    digital_silence_dbfs: float = -90.0  # frames that see only samples below this (padding) are masked
     max_seconds: float = 60.0  # longer clips fail (or are cut, with long_clips="truncate")
     long_clips: str = "fail"
     vggface_weights: str | None = None  # path to vgg_face_dag.pth
@@ -123,11 +125,14 @@ class FeatureSettings(DictConfig):
 class FeatureExtractor:
     """Builds the stages once (openSMILE configs, cascade, ONNX session) and extracts clip by clip.
 
-    `timings` accumulates seconds per stage over the clips extracted, for benchmarks."""
+    `functionals` names openSMILE functional sets to compute too, from the same decoded audio (for the
+    classical baseline; `clip.functionals`). `timings` accumulates seconds per stage over the clips
+    extracted, for benchmarks."""
 
-    def __init__(self, settings: FeatureSettings | None = None):
+    def __init__(self, settings: FeatureSettings | None = None, functionals: tuple[str, ...] = ()):
         s = self.settings = settings or FeatureSettings()
-        self.audio = ComParE(s.silence_dbfs)
+        self.audio = ComParE(s.silence_dbfs, s.digital_silence_dbfs)
+        self.functionals = Functionals(tuple(functionals), s.digital_silence_dbfs) if functionals else None
         self.detector = build_detector(s.detector, s.min_face, s.ssd_prototxt, s.ssd_model, s.threads, s.providers)
         self.embedder = build_embedder(
             s.video_embedder,
@@ -166,6 +171,7 @@ class FeatureExtractor:
         )
         t1 = time.perf_counter()
         audio = self.audio(media.audio, media.audio_rate)
+        functionals = self.functionals(media.audio, media.audio_rate) if self.functionals and audio.mask.any() else {}
         t2 = time.perf_counter()
         track = track_faces(media.frames, self.detector, s.detect_every)
         t3 = time.perf_counter()
@@ -194,6 +200,7 @@ class FeatureExtractor:
                 "video_start": round(float(media.frame_times[0]), 3) if len(media.frame_times) else None,
                 "seconds": round(t4 - t0, 4),
             },
+            functionals=functionals,
         )
         return clip
 

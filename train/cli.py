@@ -14,7 +14,18 @@ from typer.core import TyperGroup
 
 from auxformer.train.feature_cli import prepare_command
 
-from .config import ATTENTION, BATCHING, MODEL_NAMES, POOLING, PRECISIONS, PREDICTION_RULES, ModelConfig, TrainConfig
+from .config import (
+    ATTENTION,
+    BATCHING,
+    CLASSICAL_NAMES,
+    MODEL_NAMES,
+    POOLING,
+    PRECISIONS,
+    PREDICTION_RULES,
+    ClassicalConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from .protocol import ProtocolConfig
 
 
@@ -48,7 +59,8 @@ app = typer.Typer(
 console = Console(quiet=os.environ.get("RANK", "0") != "0")
 
 # Every default comes from the config dataclasses; the CLI only names the demo's departures from them.
-TRAIN, MODEL, PROTOCOL = TrainConfig(), ModelConfig(), ProtocolConfig()
+TRAIN, MODEL, PROTOCOL, CLASSICAL = TrainConfig(), ModelConfig(), ProtocolConfig(), ClassicalConfig()
+ALL_MODELS = MODEL_NAMES + CLASSICAL_NAMES
 # The demo trades depth for speed so a CPU user sees the whole loop in minutes.
 DEMO_LAYERS = 2
 DEMO_EPOCHS = 5
@@ -66,7 +78,10 @@ def fit(
         bool, typer.Option("--demo-features", help="train on a generated feature-level corpus (no media, fastest)")
     ] = False,
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/latest"),
-    model: Annotated[str, typer.Option(help=f"one of {', '.join(MODEL_NAMES)}")] = TRAIN.model,
+    model: Annotated[
+        str,
+        typer.Option(help=f"one of {', '.join(ALL_MODELS)} (functionals-linear: openSMILE + logistic regression)"),
+    ] = TRAIN.model,
     training: Annotated[str, typer.Option(help="standard | optimized (modality dropout)")] = TRAIN.training,
     dropout_per: Annotated[str, typer.Option(help="modality dropout drawn per sample | batch")] = TRAIN.dropout_per,
     epochs: Annotated[
@@ -81,6 +96,9 @@ def fit(
     prediction: Annotated[str, typer.Option(help=f"head fusion: {' | '.join(PREDICTION_RULES)}")] = MODEL.prediction,
     pooling: Annotated[str, typer.Option(help=f"clip vector: {' | '.join(POOLING)}")] = MODEL.pooling,
     authors_options: Annotated[bool, typer.Option(help="shared aux MLP + 3 tied aux passes")] = False,
+    functionals: Annotated[
+        str, typer.Option(help="functionals-linear: the corpus's openSMILE functional set it reads")
+    ] = CLASSICAL.feature_set,
     seed: Annotated[int, typer.Option(help="seed of initialisation, shuffling and dropout")] = TRAIN.seed,
     split_seed: Annotated[int, typer.Option(help="seed of the speaker-independent split")] = TRAIN.split_seed,
     threads: Annotated[
@@ -100,7 +118,7 @@ def fit(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Train one model and evaluate it on the test set (full, audio-only, video-only)."""
-    from auxformer.train.corpus import FeatureCorpus
+    from auxformer.train.corpus import CorpusError, FeatureCorpus
 
     from . import checkpoint
     from .checkpoint import CheckpointError
@@ -108,7 +126,7 @@ def fit(
     from .precision import PrecisionError
     from .precision import check as check_precision
     from .report import print_summary
-    from .trainer import Trainer
+    from .runs import build_run
 
     if demo + demo_features + (corpus is not None) != 1:
         raise typer.BadParameter("give one of --corpus FOLDER, --demo or --demo-features")
@@ -138,6 +156,7 @@ def fit(
         model_cfg = base(
             num_layers=layers or (DEMO_LAYERS if demo else MODEL.num_layers), prediction=prediction, pooling=pooling
         )
+        classical_cfg = ClassicalConfig(feature_set=functionals)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
     try:  # before any work: the demo's media take minutes
@@ -158,16 +177,23 @@ def fit(
         data, _ = run_media_demo(out, console=console, progress=progress)
     else:
         data = FeatureCorpus.open(corpus)
-    trainer = Trainer(data, train_cfg, model_cfg, out, console=console, progress=progress, device=device)
-    parts = trainer.info.partition_sizes
+    try:
+        trainer = build_run(data, train_cfg, model_cfg, out, console, progress, device, classical_cfg)
+    except CorpusError as err:
+        _refuse(err)
+    if model in CLASSICAL_NAMES:
+        parts = trainer.partition_sizes
+        what = f"openSMILE {classical_cfg.feature_set} functionals, L2 from {list(classical_cfg.l2_grid)} on dev"
+    else:
+        parts = trainer.info.partition_sizes
+        what = f"{trainer.info.parameters / 1e6:.2f} M parameters, {model_cfg.num_layers} layers"
     console.print(
-        f"[bold]{model}[/] ({trainer.info.parameters / 1e6:.2f} M parameters, "
-        f"{model_cfg.num_layers} layers), {training} training; clips train/dev/test "
+        f"[bold]{model}[/] ({what}), {training} training; clips train/dev/test "
         f"{parts['train']}/{parts['dev']}/{parts['test']}"
     )
     try:
         metrics = trainer.fit(resume=resume)
-    except CheckpointError as err:
+    except (CheckpointError, CorpusError) as err:
         _refuse(err)
     if metrics is not None:  # the main process evaluates and reports
         print_summary(metrics, console, str(out))

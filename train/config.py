@@ -9,6 +9,8 @@ from auxformer.common.config_dicts import DictConfig
 from auxformer.runtime.manifest import PREDICTION_RULES as PREDICTION_RULES  # the runtime checks them
 
 MODEL_NAMES = ("auxformer", "baseline1", "mult", "audio_only", "video_only")
+# classical models on utterance-level functionals (train/functionals_model.py), trained on the same splits
+CLASSICAL_NAMES = ("functionals-linear",)
 POOLING = ("last", "mean")
 # How training runs (not what it learns): attention kernel, batch composition, arithmetic
 ATTENTION = ("fused", "explicit")  # torch's scaled_dot_product_attention, or the scores spelled out
@@ -83,7 +85,7 @@ class TrainConfig(DictConfig):
     prefetch: int = 2  # batches assembled ahead on as many background threads (0: on the training thread)
 
     def __post_init__(self) -> None:
-        _check_choice("model", self.model, MODEL_NAMES)
+        _check_choice("model", self.model, MODEL_NAMES + CLASSICAL_NAMES)
         _check_choice("training", self.training, ("standard", "optimized"))
         _check_choice("dropout_per", self.dropout_per, ("sample", "batch"))
         _check_choice("attention", self.attention, ATTENTION)
@@ -92,6 +94,28 @@ class TrainConfig(DictConfig):
         if self.drop_audio + self.drop_video > 1:
             raise ValueError("drop_audio + drop_video must be <= 1 (never both dropped)")
         self.split_fractions = tuple(self.split_fractions)  # type: ignore[assignment]
+
+
+@dataclass
+class ClassicalConfig(DictConfig):
+    """The classical baseline: openSMILE functionals, standardised, into an L2-regularised multinomial
+    logistic regression. The L2 strength is chosen on the dev partition (lowest dev log-loss) from
+    `l2_grid`, then the model is the one fitted on train with it."""
+
+    # ComParE_2016 beat eGeMAPSv02 on EmoDB leave-one-speaker-out (docs/model.md, "The classical baseline")
+    feature_set: str = "ComParE_2016"
+    l2_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)  # penalty l2/2 * |W|^2 on the mean log-loss
+    class_weight: str = "none"  # none | balanced (every class weighs the same; no better on EmoDB)
+    max_iter: int = 1000
+
+    def __post_init__(self) -> None:
+        from auxformer.runtime.media.functionals import check_sets
+
+        check_sets([self.feature_set])
+        _check_choice("class_weight", self.class_weight, ("balanced", "none"))
+        self.l2_grid = tuple(float(v) for v in self.l2_grid)  # type: ignore[assignment]
+        if not self.l2_grid or min(self.l2_grid) <= 0:
+            raise ValueError("l2_grid needs at least one positive value")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -1,5 +1,9 @@
 """Feature corpus on disk: `manifest.csv` + one `.npz` per clip (+ `corpus.json` metadata).
 
+A clip's `.npz` may also hold utterance-level openSMILE functionals (`functionals.<set>` arrays, the
+classical baseline's input; `corpus.json` lists the sets and their sizes under `functionals`). Corpora
+written before them hold none and read as before.
+
 Written by preparation (or the demo generator), read by training and export verification.
 Every file is written atomically, and the manifest last, so an interrupted write leaves either
 the previous corpus or no manifest at all, never a manifest that names missing clips.
@@ -19,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from auxformer.common import atomic
-from auxformer.runtime.contracts import INPUTS, ClipFeatures, Status
+from auxformer.runtime.contracts import FUNCTIONALS, INPUTS, ClipFeatures, Status
 
 MANIFEST = "manifest.csv"
 METADATA = "corpus.json"
@@ -113,6 +117,34 @@ class FeatureCorpus:
             arrays = {k: data[k] for k in INPUTS}
         return ClipFeatures(entry.clip_id, **arrays, label=entry.label, speaker=entry.speaker)
 
+    @property
+    def functional_sets(self) -> dict[str, int]:
+        """The openSMILE functional sets its clips hold: {set name: dimension}."""
+        return dict(self.metadata.get("functionals") or {})
+
+    def functional_dim(self, feature_set: str) -> int:
+        """The size of a functional set the corpus holds; a CorpusError saying how to get it if it holds none."""
+        if feature_set not in self.functional_sets:
+            held = ", ".join(self.functional_sets) or "none"
+            raise CorpusError(
+                f"{self.root} holds no {feature_set} functionals (it holds {held}): "
+                f"prepare it again with --functionals {feature_set}"
+            )
+        return int(self.functional_sets[feature_set])
+
+    def load_functionals(self, entries: Iterable[CorpusEntry], feature_set: str) -> tuple[np.ndarray, np.ndarray]:
+        """float32 [N, D] functionals of `entries`, and bool [N]: false for clips without them (no audio),
+        whose rows are zero."""
+        dim = self.functional_dim(feature_set)
+        entries = list(entries)
+        values, present = np.zeros((len(entries), dim), np.float32), np.zeros(len(entries), bool)
+        for i, entry in enumerate(entries):
+            with np.load(self.root / entry.path, allow_pickle=False) as data:
+                key = FUNCTIONALS + feature_set
+                if key in data.files:
+                    values[i], present[i] = data[key], True
+        return values, present
+
 
 def _entry_from_row(row: dict[str, str]) -> CorpusEntry:
     known = {*BASE_COLUMNS, "split"}
@@ -128,7 +160,7 @@ def _entry_from_row(row: dict[str, str]) -> CorpusEntry:
 
 def clip_to_npz_bytes(clip: ClipFeatures) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **clip.arrays())
+    np.savez(buf, **clip.arrays(), **{FUNCTIONALS + k: v for k, v in clip.functionals.items()})
     return buf.getvalue()
 
 
@@ -171,6 +203,8 @@ class CorpusWriter:
         )
         row.update({k: str(v) for k, v in extra.items() if k not in row})  # never shadow our own columns
         self.metadata.setdefault("video_dim", clip.video_dim)
+        for name, values in clip.functionals.items():
+            self.metadata.setdefault("functionals", {}).setdefault(name, len(values))
         self.rows.append(row)
 
     def close(self) -> None:

@@ -13,6 +13,9 @@ import typer
 from rich.console import Console
 
 from auxformer.runtime.features import FeatureSettings
+from auxformer.runtime.media.functionals import FEATURE_SETS
+
+from .prepare import DEFAULT_FUNCTIONALS
 
 EmbedderOption = Annotated[str, typer.Option(help="video embedder: expression | pixels | vggface")]
 WeightsOption = Annotated[Path | None, typer.Option(help="vgg_face_dag.pth, for --embedder vggface")]
@@ -50,15 +53,27 @@ def settings_from_options(
         raise typer.BadParameter(str(err)) from err
 
 
+def functional_sets(value: str) -> tuple[str, ...]:
+    """`--functionals`: a comma-separated list of sets, or none."""
+    from auxformer.runtime.media.functionals import check_sets
+
+    if value.strip().lower() in ("", "none"):
+        return ()
+    try:
+        return check_sets([v.strip() for v in value.split(",") if v.strip()])
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--functionals") from err
+
+
 def prepare_command(
     source: Annotated[
         Path,
         typer.Argument(
-            help="CREMA-D or MSP-IMPROV folder, label folders (<label>/*.mp4), or a CSV path,label[,speaker]"
+            help="CREMA-D, MSP-IMPROV or EmoDB folder, label folders (<label>/*.mp4), or a CSV path,label[,speaker]"
         ),
     ],
     out: Annotated[Path, typer.Option(help="feature corpus folder to write")],
-    kind: Annotated[str, typer.Option(help="auto | cremad | msp-improv | folder | csv")] = "auto",
+    kind: Annotated[str, typer.Option(help="auto | cremad | msp-improv | emodb | folder | csv")] = "auto",
     labels_from: Annotated[
         str | None,
         typer.Option(help="CREMA-D: intended | voice | face | audiovisual; MSP-IMPROV: plurality | consensus"),
@@ -82,6 +97,10 @@ def prepare_command(
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="extract every clip again, caching nothing")] = False,
     limit: Annotated[int | None, typer.Option(help="only the first N clips (a quick look)")] = None,
+    functionals: Annotated[
+        str,
+        typer.Option(help=f"openSMILE functionals for the classical baseline: {' and/or '.join(FEATURE_SETS)} | none"),
+    ] = ",".join(DEFAULT_FUNCTIONALS),
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Extract features from a media corpus into a feature corpus (manifest.csv + .npz + corpus.json).
@@ -93,6 +112,7 @@ def prepare_command(
     from .prepare import prepare
 
     console = Console()
+    sets = functional_sets(functionals)
     settings = settings_from_options(
         embedder, vggface_weights, detector, ssd_files, detect_every, max_seconds, long_clips
     )
@@ -105,7 +125,7 @@ def prepare_command(
     console.print(f"{media.name}: {len(media)} clips, {len(media.speakers)} speakers, labels {', '.join(media.labels)}")
     cache_dir = None if no_cache else (cache or default_cache_dir())
     try:
-        summary = prepare(media, out, settings, workers, cache_dir, progress, console, limit)
+        summary = prepare(media, out, settings, workers, cache_dir, progress, console, limit, sets)
     except RuntimeError as err:  # no usable clip at all: the report says why, clip by clip
         console.print(f"[red]{err}[/]")
         raise typer.Exit(1) from err

@@ -23,10 +23,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from auxformer.common import atomic
 
-from .config import MODEL_NAMES, ModelConfig, TrainConfig
+from .config import CLASSICAL_NAMES, MODEL_NAMES, ModelConfig, TrainConfig
 from .run_metrics import CONDITIONS, METRICS_FILE, RunMetrics
 
 UNIMODAL = ("audio_only", "video_only")
+# models with no modality to drop: standard training only
+STANDARD_ONLY = UNIMODAL + CLASSICAL_NAMES
 RESULT_COLUMNS = ("run", "seed", "model", "training", "condition", "macro_f1", "micro_f1")
 
 
@@ -45,9 +47,11 @@ class ProtocolConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)  # extra ModelConfig fields
 
     def __post_init__(self) -> None:
-        unknown = set(self.models) - set(MODEL_NAMES)
+        unknown = set(self.models) - set(MODEL_NAMES + CLASSICAL_NAMES)
         if unknown:
-            raise ValueError(f"unknown models {sorted(unknown)}; choose from {', '.join(MODEL_NAMES)}")
+            raise ValueError(
+                f"unknown models {sorted(unknown)}; choose from {', '.join(MODEL_NAMES + CLASSICAL_NAMES)}"
+            )
         if set(self.trainings) - {"standard", "optimized"}:
             raise ValueError("trainings must be standard and/or optimized")
         if self.runs < 1 or self.workers < 1:
@@ -76,13 +80,14 @@ class Job:
 
 def plan(cfg: ProtocolConfig) -> list[Job]:
     """Every run x model x training. A unimodal network has nothing to drop but its only modality,
-    so it trains in standard mode only (it is the reference of the paper's Table 2)."""
+    so it trains in standard mode only (it is the reference of the paper's Table 2); so does a
+    classical model (it reads the audio's functionals only)."""
     return [
         Job(run, model, training, cfg.seed + run)
         for run in range(cfg.runs)
         for model in cfg.models
         for training in cfg.trainings
-        if not (model in UNIMODAL and training == "optimized")
+        if not (model in STANDARD_ONLY and training == "optimized")
     ]
 
 
@@ -104,14 +109,14 @@ def run_job(corpus_root: str, cfg: ProtocolConfig, job: Job, out: str, threads: 
 
     from auxformer.train.corpus import FeatureCorpus
 
-    from .trainer import Trainer
+    from .runs import build_run
 
     torch.set_num_threads(threads)
     train_cfg, model_cfg = job_configs(cfg, job)
     device = cfg.device
     if device == "cuda" and torch.cuda.device_count() > 1:
         device = f"cuda:{zlib.crc32(job.folder.encode()) % torch.cuda.device_count()}"
-    trainer = Trainer(
+    trainer = build_run(
         FeatureCorpus.open(corpus_root),
         train_cfg,
         model_cfg,

@@ -26,6 +26,7 @@ NAMES = {
     "mult": "Baseline 2 (MulT)",
     "audio_only": "Audio-only network",
     "video_only": "Video-only network",
+    "functionals-linear": "openSMILE functionals + logistic regression",
 }
 ALPHA = 0.05
 # The paper's Tables 1 and 2 (micro, macro): a reference for real corpora, not for the demo.

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from auxformer.common import atomic
 from auxformer.train.corpus import PARTITIONS, CorpusEntry, CorpusError
 
 
@@ -32,6 +35,30 @@ def speaker_split(
         "test": set(speakers[n_train + n_dev :]),
     }
     return {p: [e for e in entries if e.speaker in groups[p]] for p in PARTITIONS}
+
+
+def leave_one_speaker_out(entries: Sequence[CorpusEntry]) -> list[tuple[str, str, list[CorpusEntry]]]:
+    """One fold per speaker: (test speaker, dev speaker, the entries with their `split` set). The dev
+    speaker (for early stopping / model choice) is the next speaker in sorted order; the rest train."""
+    speakers = sorted({e.speaker for e in entries})
+    if len(speakers) < 3:
+        raise CorpusError(f"leave-one-speaker-out needs >= 3 speakers, the corpus has {len(speakers)}")
+    folds = []
+    for i, test in enumerate(speakers):
+        dev = speakers[(i + 1) % len(speakers)]
+        split = {test: "test", dev: "dev"}
+        folds.append((test, dev, [replace(e, split=split.get(e.speaker, "train")) for e in entries]))
+    return folds
+
+
+def write_splits(path: str | Path, parts: dict[str, list[CorpusEntry]]) -> None:
+    """A run's `splits.csv`: clip_id, speaker, label, partition."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["clip_id", "speaker", "label", "partition"])
+    for p in PARTITIONS:
+        writer.writerows([e.clip_id, e.speaker, e.label, p] for e in parts[p])
+    atomic.write_text(Path(path), buf.getvalue())
 
 
 def read_splits(run_dir: str | Path) -> dict[str, str]:

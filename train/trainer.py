@@ -7,8 +7,6 @@ state), `metrics.json`, `confusion_matrix.png`, `training_curves.png`. Interrupt
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from dataclasses import replace
@@ -36,7 +34,7 @@ from .precision import Precision
 from .prefetch import prefetched
 from .rng_state import RngState
 from .run_metrics import CONDITIONS, Evaluation, RunMetrics, condition_key
-from .splits import PARTITIONS, speaker_split
+from .splits import PARTITIONS, speaker_split, write_splits
 
 
 class Trainer:
@@ -162,12 +160,7 @@ class Trainer:
 
     def write_run_files(self) -> None:
         atomic.write_json(self.out / "config.json", self.info.to_dict())
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["clip_id", "speaker", "label", "partition"])
-        for p in PARTITIONS:
-            writer.writerows([e.clip_id, e.speaker, e.label, p] for e in self.parts[p])
-        atomic.write_text(self.out / "splits.csv", buf.getvalue())
+        write_splits(self.out / "splits.csv", self.parts)
 
     # -- training --------------------------------------------------------------------------------
 

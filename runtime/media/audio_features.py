@@ -19,6 +19,10 @@ from ..contracts import AUDIO_DIM
 NAME = "ComParE_2016 LLD + deltas (openSMILE)"
 # below this openSMILE returns a single NaN row: there is no analysis frame to speak of
 MIN_SECONDS = 0.1
+# ComParE's LLD frame i analyses [i * HOP, i * HOP + WINDOW) (its longest window, the voicing one);
+# the 3-frame moving average (`_sma`) reaches one hop further either side
+HOP_SECONDS = 0.01
+WINDOW_SECONDS = 0.06
 
 
 @dataclass
@@ -33,9 +37,10 @@ class ComParE:
 
     name = NAME
 
-    def __init__(self, silence_dbfs: float = -60.0):
+    def __init__(self, silence_dbfs: float = -60.0, digital_silence_dbfs: float = -90.0):
         opensmile = require("opensmile")
         self.silence = 10 ** (silence_dbfs / 20)
+        self.digital_silence = 10 ** (digital_silence_dbfs / 20)
         self.smiles = [
             opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016, feature_level=level)
             for level in (opensmile.FeatureLevel.LowLevelDescriptors, opensmile.FeatureLevel.LowLevelDescriptors_Deltas)
@@ -50,7 +55,7 @@ class ComParE:
         n = len(values)
         if float(np.abs(signal).max(initial=0.0)) < self.silence:
             return _missing(n, "audio track is silent")
-        mask = np.isfinite(values).all(axis=1)
+        mask = np.isfinite(values).all(axis=1) & ~silent_frames(signal, rate, n, self.digital_silence)
         values[~mask] = 0.0
         return AudioFeatures(values, mask, "" if mask.any() else "no valid audio frame")
 
@@ -69,6 +74,18 @@ class ComParE:
     def names(self) -> list[str]:
         """The 130 descriptor names, in column order."""
         return [*self.smiles[0].feature_names, *self.smiles[1].feature_names]
+
+
+def silent_frames(signal: np.ndarray, rate: int, frames: int, floor: float) -> np.ndarray:
+    """bool [frames]: true where every sample a frame's LLDs see (its window, widened by the smoothing)
+    is below `floor` in magnitude."""
+    loud = np.concatenate([[0], np.cumsum(np.abs(signal) >= floor)])
+    hop = HOP_SECONDS * rate
+    starts = np.arange(frames) * hop - hop
+    ends = starts + WINDOW_SECONDS * rate + 2 * hop
+    starts = np.clip(np.round(starts).astype(np.int64), 0, len(signal))
+    ends = np.clip(np.round(ends).astype(np.int64), 0, len(signal))
+    return loud[ends] == loud[starts]
 
 
 def _missing(frames: int, reason: str) -> AudioFeatures:

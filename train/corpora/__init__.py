@@ -5,6 +5,7 @@ in a fixed order, the label set in model order, and notes on what it left out an
 
 - `cremad.read_cremad(root, labels_from=..., rule=...)`: CREMA-D in its released layout;
 - `msp_improv.read_msp_improv(root, split=...)`: MSP-IMPROV with its `Evaluation.txt`;
+- `emodb.read_emodb(root)`: EmoDB (`root/wav/SSTTTEV.wav`, audio only);
 - `folder.read_label_folders(root)`: `root/<label>/*.mp4`; `folder.read_csv_list(csv)`: `path,label[,speaker][,split]`.
 
 `open_media_corpus(source, kind="auto", **options)` picks the reader.
@@ -20,7 +21,7 @@ from typing import Any
 from auxformer.runtime.contracts import MEDIA_SUFFIXES
 from auxformer.train.corpus import CorpusError, check_names
 
-KINDS = ("auto", "cremad", "msp-improv", "folder", "csv")
+KINDS = ("auto", "cremad", "msp-improv", "emodb", "folder", "csv")
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,16 @@ def detect_kind(source: Path) -> str:
         return "cremad"
     if (source / "Evaluation.txt").is_file():
         return "msp-improv"
+    from .emodb import media_folder  # the package's readers import this module
+
+    if source.is_dir() and media_folder(source) is not None:
+        return "emodb"
     return "folder"
 
 
 def open_media_corpus(source: str | Path, kind: str = "auto", **options: Any) -> MediaCorpus:
     """Read a media corpus; `options` go to the reader (see each reader's arguments)."""
-    from . import cremad, folder, msp_improv
+    from . import cremad, emodb, folder, msp_improv
 
     source = Path(source)
     if not source.exists():
@@ -77,6 +82,7 @@ def open_media_corpus(source: str | Path, kind: str = "auto", **options: Any) ->
     readers = {
         "cremad": cremad.read_cremad,
         "msp-improv": msp_improv.read_msp_improv,
+        "emodb": emodb.read_emodb,
         "folder": folder.read_label_folders,
         "csv": folder.read_csv_list,
     }
