@@ -29,8 +29,8 @@ import numpy as np
 
 from auxformer.common.config_dicts import DictConfig
 
-from .contracts import AUDIO_DIM, AUDIO_FPS, ClipFeatures, Status
-from .media.audio_features import ComParE
+from .contracts import AUDIO_DIM, AUDIO_STEP_MS, ClipFeatures, Status
+from .media.audio_features import ComParE, describe
 from .media.decode import DecodedMedia, MediaError, decode
 from .media.face_embedders import build_embedder
 from .media.faces import build_detector, track_faces
@@ -55,6 +55,7 @@ class FeatureSettings(DictConfig):
     # it bounds memory too: a 60 s clip at 30 fps holds ~0.9 GB of RGB frames
     max_side: int = 480
     audio_rate: int = 16000
+    audio_step_ms: int = AUDIO_STEP_MS  # openSMILE frame step; the paper's LLDs step by 16 ms
     silence_dbfs: float = -60.0  # a track whose peak is below this is silent: audio missing
     max_seconds: float = 60.0  # longer clips fail (or are cut, with long_clips="truncate")
     long_clips: str = "fail"
@@ -74,7 +75,13 @@ class FeatureSettings(DictConfig):
             raise ValueError(f"vggface_preprocess must be 'unit' or 'dag-mean', got {self.vggface_preprocess!r}")
         if self.detect_every < 1 or self.max_seconds <= 0:
             raise ValueError("detect_every must be >= 1 and max_seconds > 0")
+        if not 1 <= self.audio_step_ms <= 60:  # beyond the 60 ms window, frames would skip signal
+            raise ValueError(f"audio_step_ms must be within 1..60, got {self.audio_step_ms}")
         object.__setattr__(self, "providers", tuple(self.providers))
+
+    @property
+    def audio_fps(self) -> float:
+        return 1000 / self.audio_step_ms
 
     @property
     def video_dim(self) -> int:
@@ -84,7 +91,7 @@ class FeatureSettings(DictConfig):
         """What a corpus and a model manifest record about these features (docs/architecture.md)."""
         return {
             "audio_dim": AUDIO_DIM,
-            "audio_features": ComParE.name,
+            "audio_features": describe(self.audio_step_ms),
             "video_dim": self.video_dim,
             "video_embedder": self.video_embedder,
             "face_detector": self.detector,
@@ -99,7 +106,7 @@ class FeatureExtractor:
 
     def __init__(self, settings: FeatureSettings | None = None):
         s = self.settings = settings or FeatureSettings()
-        self.audio = ComParE(s.silence_dbfs)
+        self.audio = ComParE(s.silence_dbfs, s.audio_step_ms)
         self.detector = build_detector(s.detector, s.min_face, s.ssd_prototxt, s.ssd_model)
         self.embedder = build_embedder(
             s.video_embedder,
@@ -157,7 +164,7 @@ class FeatureExtractor:
                 "source": str(path),
                 "duration": round(media.duration, 3),
                 "video_fps": round(media.fps, 3),
-                "audio_fps": AUDIO_FPS,
+                "audio_fps": s.audio_fps,
                 "frames": len(media.frames),
                 "face_frames": int(track.valid.sum()),
                 "face_rate": round(track.rate, 4),

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from auxformer.train.feature_cli import prepare_command
 
-from .config import MODEL_NAMES, POOLING, PREDICTION_RULES, ModelConfig, TrainConfig
+from .config import MODEL_NAMES, POOLING, PREDICTION_RULES, RECIPES, ModelConfig, TrainConfig
 from .protocol import ProtocolConfig
 
 
@@ -67,6 +67,9 @@ def fit(
     ] = False,
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/latest"),
     model: Annotated[str, typer.Option(help=f"one of {', '.join(MODEL_NAMES)}")] = TRAIN.model,
+    recipe: Annotated[
+        str, typer.Option(help="small-corpus (AdamW, cosine, masks, ...) | paper (the paper's training exactly)")
+    ] = RECIPES[0],
     training: Annotated[str, typer.Option(help="standard | optimized (modality dropout)")] = TRAIN.training,
     dropout_per: Annotated[str, typer.Option(help="modality dropout drawn per sample | batch")] = TRAIN.dropout_per,
     epochs: Annotated[
@@ -79,7 +82,10 @@ def fit(
         typer.Option(help=f"layers per encoder (default {MODEL.num_layers}; demo {DEMO_LAYERS})", show_default=False),
     ] = None,
     prediction: Annotated[str, typer.Option(help=f"head fusion: {' | '.join(PREDICTION_RULES)}")] = MODEL.prediction,
-    pooling: Annotated[str, typer.Option(help=f"clip vector: {' | '.join(POOLING)}")] = MODEL.pooling,
+    pooling: Annotated[
+        str | None,
+        typer.Option(help=f"clip vector: {' | '.join(POOLING)} (default: the recipe's)", show_default=False),
+    ] = None,
     authors_options: Annotated[bool, typer.Option(help="shared aux MLP + 3 tied aux passes")] = False,
     seed: Annotated[int, typer.Option(help="seed of initialisation, shuffling and dropout")] = TRAIN.seed,
     split_seed: Annotated[int, typer.Option(help="seed of the speaker-independent split")] = TRAIN.split_seed,
@@ -108,7 +114,8 @@ def fit(
         )
     demo = demo or demo_features
     try:
-        train_cfg = TrainConfig(
+        train_cfg = TrainConfig.recipe(
+            recipe,
             model=model,
             training=training,
             dropout_per=dropout_per,
@@ -119,9 +126,12 @@ def fit(
             split_seed=split_seed,
             num_threads=threads or (DEMO_THREADS if demo else TRAIN.num_threads),
         )
-        base = ModelConfig.authors if authors_options else ModelConfig
-        model_cfg = base(
-            num_layers=layers or (DEMO_LAYERS if demo else MODEL.num_layers), prediction=prediction, pooling=pooling
+        model_cfg = ModelConfig.recipe(
+            recipe,
+            num_layers=layers or (DEMO_LAYERS if demo else MODEL.num_layers),
+            prediction=prediction,
+            **({"pooling": pooling} if pooling else {}),
+            **({"shared_aux_mlp": True, "aux_passes": 3} if authors_options else {}),
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
@@ -143,7 +153,7 @@ def fit(
     parts = trainer.info.partition_sizes
     console.print(
         f"[bold]{model}[/] ({trainer.info.parameters / 1e6:.2f} M parameters, "
-        f"{model_cfg.num_layers} layers), {training} training; clips train/dev/test "
+        f"{model_cfg.num_layers} layers), {training} training, {recipe} recipe; clips train/dev/test "
         f"{parts['train']}/{parts['dev']}/{parts['test']}"
     )
     try:
@@ -182,6 +192,7 @@ def protocol(
         typer.Option(help=f"layers per encoder (default {PROTOCOL.layers}; demo {DEMO_LAYERS})", show_default=False),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="batch size")] = PROTOCOL.batch_size,
+    recipe: Annotated[str, typer.Option(help="paper (the Tables) | small-corpus")] = PROTOCOL.recipe,
     seed: Annotated[int, typer.Option(help="run i uses seed + i for its split and initialisation")] = PROTOCOL.seed,
     workers: Annotated[
         int, typer.Option(help="parallel training processes (threads are shared out)")
@@ -208,6 +219,7 @@ def protocol(
             epochs=epochs or (DEMO_EPOCHS if demo else PROTOCOL.epochs),
             layers=layers or (DEMO_LAYERS if demo else PROTOCOL.layers),
             batch_size=batch_size,
+            recipe=recipe,
             seed=seed,
             workers=workers,
             device=device,

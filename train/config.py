@@ -1,4 +1,6 @@
-"""Configuration dataclasses. Defaults are the paper's configuration (docs/model.md)."""
+"""Configuration dataclasses. Model defaults are the paper's architecture; training defaults are the
+recipe that holds on small real corpora (docs/model.md, "Training"). `TrainConfig.paper()` and
+`ModelConfig.paper()` give the paper's configuration exactly (the protocol's Tables use them)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ from auxformer.runtime.manifest import PREDICTION_RULES as PREDICTION_RULES  # t
 
 MODEL_NAMES = ("auxformer", "baseline1", "mult", "audio_only", "video_only")
 POOLING = ("last", "mean")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("plateau", "cosine")
+RECIPES = ("small-corpus", "paper")
 
 
 @dataclass
@@ -29,7 +34,7 @@ class ModelConfig(DictConfig):
     out_dropout: float = 0.2
     # Pooling of one vector per clip: the last *valid* frame (the authors' "token", done right) or a
     # masked mean. Either way padding never changes a clip's vector.
-    pooling: str = "last"
+    pooling: str = "mean"  # the paper's: "last" (on padded clips ending in silence it reads silence)
     causal: bool = False  # the authors' code had causal masks on; they make no sense for whole clips
     # How the heads become one prediction; heads of absent modalities never vote.
     prediction: str = "mean_logits"
@@ -48,6 +53,16 @@ class ModelConfig(DictConfig):
             raise ValueError("aux_passes must be >= 1")
 
     @classmethod
+    def paper(cls, **overrides: Any) -> ModelConfig:
+        """The paper's model: last-frame pooling."""
+        return cls(**{"pooling": "last", **overrides})
+
+    @classmethod
+    def recipe(cls, name: str, **overrides: Any) -> ModelConfig:
+        _check_choice("recipe", name, RECIPES)
+        return cls.paper(**overrides) if name == "paper" else cls(**overrides)
+
+    @classmethod
     def authors(cls, **overrides: Any) -> ModelConfig:
         """The authors' code options: shared aux MLP and three tied aux passes."""
         return cls(**{"shared_aux_mlp": True, "aux_passes": 3, **overrides})
@@ -59,9 +74,21 @@ class TrainConfig(DictConfig):
     epochs: int = 20
     batch_size: int = 32
     lr: float = 7.25e-4
+    optimizer: str = "adamw"  # the paper: adam, no weight decay
+    weight_decay: float = 0.05
+    schedule: str = "cosine"  # per-step warm-up then cosine decay; the paper: plateau (x0.1 on a stalled dev loss)
+    warmup_fraction: float = 0.1  # of all steps
     plateau_patience: int = 5
     plateau_factor: float = 0.1
     grad_clip: float = 0.8
+    label_smoothing: float = 0.1
+    class_balance: bool = True  # cross-entropy weighted by inverse training-class frequency
+    # SpecAugment-style masks on the audio frames of training batches (train/augment.py)
+    time_masks: int = 2
+    time_mask_fraction: float = 0.1
+    feature_masks: int = 2
+    feature_mask_width: int = 13
+    early_stop_patience: int = 0  # stop after this many epochs without a better dev loss; 0: never
     # loss weights for the heads (av, audio, video); heads a variant lacks are ignored
     loss_weights: dict[str, float] = field(default_factory=lambda: {"av": 1 / 3, "audio": 1 / 3, "video": 1 / 3})
     training: str = "standard"  # "standard" or "optimized" (modality dropout)
@@ -77,9 +104,34 @@ class TrainConfig(DictConfig):
         _check_choice("model", self.model, MODEL_NAMES)
         _check_choice("training", self.training, ("standard", "optimized"))
         _check_choice("dropout_per", self.dropout_per, ("sample", "batch"))
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        if not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup_fraction < 1:
+            raise ValueError("label_smoothing and warmup_fraction must be within [0, 1)")
         if self.drop_audio + self.drop_video > 1:
             raise ValueError("drop_audio + drop_video must be <= 1 (never both dropped)")
         self.split_fractions = tuple(self.split_fractions)  # type: ignore[assignment]
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> TrainConfig:
+        """The paper's training: Adam, plateau schedule, plain cross-entropy, no augmentation."""
+        paper = {
+            "optimizer": "adam",
+            "weight_decay": 0.0,
+            "schedule": "plateau",
+            "warmup_fraction": 0.0,
+            "label_smoothing": 0.0,
+            "class_balance": False,
+            "time_masks": 0,
+            "feature_masks": 0,
+            "early_stop_patience": 0,
+        }
+        return cls(**{**paper, **overrides})
+
+    @classmethod
+    def recipe(cls, name: str, **overrides: Any) -> TrainConfig:
+        _check_choice("recipe", name, RECIPES)
+        return cls.paper(**overrides) if name == "paper" else cls(**overrides)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
