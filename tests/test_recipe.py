@@ -80,7 +80,7 @@ def test_warmup_cosine_rises_then_decays():
 
 def test_schedules_step_at_their_moments_and_resume():
     p = [torch.nn.Parameter(torch.zeros(1))]
-    opt = build_optimizer(p, TrainConfig(lr=1.0))
+    opt = build_optimizer(p, TrainConfig.small_corpus(lr=1.0))
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["weight_decay"] > 0
     cosine = Schedule(opt, "cosine", total_steps=10, warmup_fraction=0.0)
     cosine.after_epoch(1.0)  # a per-step schedule ignores epochs
@@ -90,7 +90,7 @@ def test_schedules_step_at_their_moments_and_resume():
         cosine.after_step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * (1 + math.cos(math.pi / 2)))
     state = cosine.state_dict()
-    opt2 = build_optimizer([torch.nn.Parameter(torch.zeros(1))], TrainConfig(lr=1.0))
+    opt2 = build_optimizer([torch.nn.Parameter(torch.zeros(1))], TrainConfig.small_corpus(lr=1.0))
     again = Schedule(opt2, "cosine", total_steps=10)
     again.load_state_dict(state)  # with the optimiser's state, as a resume loads both
     opt2.load_state_dict(opt.state_dict())
@@ -100,7 +100,7 @@ def test_schedules_step_at_their_moments_and_resume():
     lr = opt.param_groups[0]["lr"]
     assert lr < 0.5 and opt2.param_groups[0]["lr"] == pytest.approx(lr)
 
-    paper = build_optimizer(p, TrainConfig.paper(lr=1.0))
+    paper = build_optimizer(p, TrainConfig(lr=1.0))
     assert type(paper) is torch.optim.Adam and paper.param_groups[0]["weight_decay"] == 0
     plateau = Schedule(paper, "plateau", total_steps=10, plateau_patience=0)
     plateau.after_step()
@@ -114,15 +114,16 @@ def test_balanced_class_weights():
     assert torch.allclose(w, torch.tensor([4 / 9, 4 / 3, 4 / 3]))  # an absent class gets a finite weight
 
 
-def test_paper_switch_restores_the_paper_configuration():
-    paper, recipe = TrainConfig.paper(), TrainConfig()
+def test_one_switch_between_the_paper_and_the_small_corpus_recipe():
+    paper, recipe = TrainConfig(), TrainConfig.small_corpus()
     assert (paper.optimizer, paper.weight_decay, paper.schedule) == ("adam", 0.0, "plateau")
     assert paper.label_smoothing == 0 and not paper.class_balance and paper.time_masks == paper.feature_masks == 0
     assert (paper.lr, paper.batch_size, paper.epochs, paper.grad_clip) == (7.25e-4, 32, 20, 0.8)
-    assert TrainConfig.recipe("paper", epochs=3) == TrainConfig.paper(epochs=3)
+    assert (recipe.optimizer, recipe.schedule, recipe.class_balance) == ("adamw", "cosine", True)
+    assert TrainConfig.recipe("paper", epochs=3) == TrainConfig(epochs=3)
     assert TrainConfig.recipe("small-corpus") == recipe != paper
-    assert ModelConfig.paper().pooling == "last" and ModelConfig().pooling == "mean"
-    assert ModelConfig.recipe("paper", num_layers=2) == ModelConfig(pooling="last", num_layers=2)
+    assert ModelConfig().pooling == "last" and ModelConfig.small_corpus().pooling == "mean"
+    assert ModelConfig.recipe("small-corpus", num_layers=2) == ModelConfig(pooling="mean", num_layers=2)
     with pytest.raises(ValueError, match="recipe must be one of"):
         TrainConfig.recipe("fancy")
 
@@ -144,7 +145,7 @@ def test_short_training_with_the_recipe(small_demo, tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(augment_module, "augment", spy)
-    cfg = TrainConfig(epochs=4, batch_size=16, model="audio_only", lr=2e-3)
+    cfg = TrainConfig.small_corpus(epochs=4, batch_size=16, model="audio_only", lr=2e-3)
     _, first = _fit(small_demo, tmp_path / "a", cfg, ModelConfig(**TINY))
     losses = [h["train_loss"] for h in first.history]
     assert losses[-1] < losses[0]

@@ -68,7 +68,7 @@ def fit(
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/latest"),
     model: Annotated[str, typer.Option(help=f"one of {', '.join(MODEL_NAMES)}")] = TRAIN.model,
     recipe: Annotated[
-        str, typer.Option(help="small-corpus (AdamW, cosine, masks, ...) | paper (the paper's training exactly)")
+        str, typer.Option(help="paper (the paper's training) | small-corpus (AdamW, cosine, masks, mean pooling)")
     ] = RECIPES[0],
     training: Annotated[str, typer.Option(help="standard | optimized (modality dropout)")] = TRAIN.training,
     dropout_per: Annotated[str, typer.Option(help="modality dropout drawn per sample | batch")] = TRAIN.dropout_per,
