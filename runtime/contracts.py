@@ -15,7 +15,10 @@ from typing import Any
 import numpy as np
 
 AUDIO_DIM = 130
-AUDIO_FPS = 100.0  # openSMILE ComParE LLDs at a 10 ms hop
+# openSMILE ComParE LLDs step by 10 ms unless the feature settings say otherwise (`audio_step_ms`):
+# code that turns audio frames into seconds reads `FeatureSettings.audio_fps`, these are the default's
+AUDIO_STEP_MS = 10
+AUDIO_FPS = 1000 / AUDIO_STEP_MS
 MODALITIES = ("audio", "video")
 # the model's inputs, in the graph's order, with the axes that vary from batch to batch; a padded
 # batch, a `.npz` feature file and a calibration batch hold the same four arrays

@@ -29,8 +29,8 @@ import numpy as np
 
 from auxformer.common.config_dicts import DictConfig
 
-from .contracts import AUDIO_DIM, AUDIO_FPS, ClipFeatures, Status
-from .media.audio_features import ComParE
+from .contracts import AUDIO_DIM, AUDIO_STEP_MS, ClipFeatures, Status
+from .media.audio_features import ComParE, describe
 from .media.decode import DecodedMedia, MediaError, decode
 from .media.expression import LABELS as EXPRESSION_LABELS
 from .media.expression import weights_digest as expression_weights_digest
@@ -65,6 +65,7 @@ class FeatureSettings(DictConfig):
     # it bounds memory too: a 60 s clip at 30 fps holds ~0.9 GB of RGB frames
     max_side: int = 480
     audio_rate: int = 16000
+    audio_step_ms: int = AUDIO_STEP_MS  # openSMILE frame step; the paper's LLDs step by 16 ms
     silence_dbfs: float = -60.0  # a track whose peak is below this is silent: audio missing
     digital_silence_dbfs: float = -90.0  # frames that see only samples below this (padding) are masked
     max_seconds: float = 60.0  # longer clips fail (or are cut, with long_clips="truncate")
@@ -95,7 +96,13 @@ class FeatureSettings(DictConfig):
                 f"the {self.detector!r} detector's weights were {self.detector_sha256} when these features were "
                 f"made; this installation ships {shipped}: re-extract the features (or install that release)"
             )
+        if not 1 <= self.audio_step_ms <= 60:  # beyond the 60 ms window, frames would skip signal
+            raise ValueError(f"audio_step_ms must be within 1..60, got {self.audio_step_ms}")
         object.__setattr__(self, "providers", tuple(self.providers))
+
+    @property
+    def audio_fps(self) -> float:
+        return 1000 / self.audio_step_ms
 
     @property
     def video_dim(self) -> int:
@@ -113,7 +120,7 @@ class FeatureSettings(DictConfig):
         """What a corpus and a model manifest record about these features (docs/architecture.md)."""
         return {
             "audio_dim": AUDIO_DIM,
-            "audio_features": ComParE.name,
+            "audio_features": describe(self.audio_step_ms),
             "video_dim": self.video_dim,
             "video_embedder": self.video_embedder,
             "video_weights": self.video_weights,
@@ -131,7 +138,7 @@ class FeatureExtractor:
 
     def __init__(self, settings: FeatureSettings | None = None, functionals: tuple[str, ...] = ()):
         s = self.settings = settings or FeatureSettings()
-        self.audio = ComParE(s.silence_dbfs, s.digital_silence_dbfs)
+        self.audio = ComParE(s.silence_dbfs, s.digital_silence_dbfs, s.audio_step_ms)
         self.functionals = Functionals(tuple(functionals), s.digital_silence_dbfs) if functionals else None
         self.detector = build_detector(s.detector, s.min_face, s.ssd_prototxt, s.ssd_model, s.threads, s.providers)
         self.embedder = build_embedder(
@@ -192,7 +199,7 @@ class FeatureExtractor:
                 "source": str(path),
                 "duration": round(media.duration, 3),
                 "video_fps": round(media.fps, 3),
-                "audio_fps": AUDIO_FPS,
+                "audio_fps": s.audio_fps,
                 "frames": len(media.frames),
                 "face_frames": int(track.valid.sum()),
                 "face_rate": round(track.rate, 4),

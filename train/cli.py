@@ -22,6 +22,7 @@ from .config import (
     POOLING,
     PRECISIONS,
     PREDICTION_RULES,
+    RECIPES,
     ClassicalConfig,
     ModelConfig,
     TrainConfig,
@@ -82,6 +83,9 @@ def fit(
         str,
         typer.Option(help=f"one of {', '.join(ALL_MODELS)} (functionals-linear: openSMILE + logistic regression)"),
     ] = TRAIN.model,
+    recipe: Annotated[
+        str, typer.Option(help="paper (the paper's training) | small-corpus (AdamW, cosine, masks, mean pooling)")
+    ] = RECIPES[0],
     training: Annotated[str, typer.Option(help="standard | optimized (modality dropout)")] = TRAIN.training,
     dropout_per: Annotated[str, typer.Option(help="modality dropout drawn per sample | batch")] = TRAIN.dropout_per,
     epochs: Annotated[
@@ -94,7 +98,10 @@ def fit(
         typer.Option(help=f"layers per encoder (default {MODEL.num_layers}; demo {DEMO_LAYERS})", show_default=False),
     ] = None,
     prediction: Annotated[str, typer.Option(help=f"head fusion: {' | '.join(PREDICTION_RULES)}")] = MODEL.prediction,
-    pooling: Annotated[str, typer.Option(help=f"clip vector: {' | '.join(POOLING)}")] = MODEL.pooling,
+    pooling: Annotated[
+        str | None,
+        typer.Option(help=f"clip vector: {' | '.join(POOLING)} (default: the recipe's)", show_default=False),
+    ] = None,
     authors_options: Annotated[bool, typer.Option(help="shared aux MLP + 3 tied aux passes")] = False,
     functionals: Annotated[
         str, typer.Option(help="functionals-linear: the corpus's openSMILE functional set it reads")
@@ -138,7 +145,8 @@ def fit(
         )
     demo = demo or demo_features
     try:
-        train_cfg = TrainConfig(
+        train_cfg = TrainConfig.recipe(
+            recipe,
             model=model,
             training=training,
             dropout_per=dropout_per,
@@ -152,9 +160,12 @@ def fit(
             attention=attention,
             batching=batching,
         )
-        base = ModelConfig.authors if authors_options else ModelConfig
-        model_cfg = base(
-            num_layers=layers or (DEMO_LAYERS if demo else MODEL.num_layers), prediction=prediction, pooling=pooling
+        model_cfg = ModelConfig.recipe(
+            recipe,
+            num_layers=layers or (DEMO_LAYERS if demo else MODEL.num_layers),
+            prediction=prediction,
+            **({"pooling": pooling} if pooling else {}),
+            **({"shared_aux_mlp": True, "aux_passes": 3} if authors_options else {}),
         )
         classical_cfg = ClassicalConfig(feature_set=functionals)
     except ValueError as err:
@@ -188,7 +199,7 @@ def fit(
         parts = trainer.info.partition_sizes
         what = f"{trainer.info.parameters / 1e6:.2f} M parameters, {model_cfg.num_layers} layers"
     console.print(
-        f"[bold]{model}[/] ({what}), {training} training; clips train/dev/test "
+        f"[bold]{model}[/] ({what}), {training} training, {recipe} recipe; clips train/dev/test "
         f"{parts['train']}/{parts['dev']}/{parts['test']}"
     )
     try:
@@ -227,6 +238,7 @@ def protocol(
         typer.Option(help=f"layers per encoder (default {PROTOCOL.layers}; demo {DEMO_LAYERS})", show_default=False),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="batch size")] = PROTOCOL.batch_size,
+    recipe: Annotated[str, typer.Option(help="paper (the Tables) | small-corpus")] = PROTOCOL.recipe,
     seed: Annotated[int, typer.Option(help="run i uses seed + i for its split and initialisation")] = PROTOCOL.seed,
     workers: Annotated[
         int, typer.Option(help="parallel training processes (threads are shared out)")
@@ -253,6 +265,7 @@ def protocol(
             epochs=epochs or (DEMO_EPOCHS if demo else PROTOCOL.epochs),
             layers=layers or (DEMO_LAYERS if demo else PROTOCOL.layers),
             batch_size=batch_size,
+            recipe=recipe,
             seed=seed,
             workers=workers,
             device=device,

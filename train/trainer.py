@@ -22,18 +22,19 @@ from auxformer.calibration.temperature import CalibrationReport, calibrate
 from auxformer.common import atomic
 from auxformer.train.corpus import FeatureCorpus
 
-from . import checkpoint, distributed, modality_dropout, plots
+from . import augment, checkpoint, distributed, modality_dropout, plots
 from .batching import epoch_batches
 from .checkpoint import Checkpoint, ResumeState, RunInfo, TrainState
 from .config import ModelConfig, TrainConfig
 from .data import ClipDataset, normalization_stats
 from .evaluation import evaluate
-from .loss import multitask_loss
+from .loss import balanced_class_weights, multitask_loss
 from .model import build_model, count_parameters, use_attention
 from .precision import Precision
 from .prefetch import prefetched
 from .rng_state import RngState
 from .run_metrics import CONDITIONS, Evaluation, RunMetrics, condition_key
+from .schedule import build_optimizer, build_schedule
 from .splits import PARTITIONS, speaker_split, write_splits
 
 
@@ -77,11 +78,18 @@ class Trainer:
         if self.dist.distributed:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.step_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+        self.optimizer = build_optimizer(self.model.parameters(), cfg)
+        self.scheduler = build_schedule(self.optimizer, cfg, math.ceil(len(self.data["train"]) / cfg.batch_size))
+        self.class_weights = (
+            balanced_class_weights([self.labels.index(e.label) for e in self.parts["train"]], len(self.labels)).to(
+                self.dist.device
+            )
+            if cfg.class_balance
+            else None
         )
+        self.masks = augment.MaskSpec(cfg.time_masks, cfg.time_mask_fraction, cfg.feature_masks, cfg.feature_mask_width)
         self.shuffle_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        # modality dropout and augmentation masks (a resume restores it)
         self.dropout_rng = torch.Generator().manual_seed(cfg.seed + 2)
         self.state = TrainState()
         self.info = self.describe()
@@ -176,14 +184,26 @@ class Trainer:
             if cfg.training == "optimized":
                 draws = modality_dropout.draw(len(global_ids), cfg.dropout_per, self.dropout_rng)[mine]
                 batch = modality_dropout.apply(batch, draws, cfg.drop_audio, cfg.drop_video)
+            if self.masks.active:
+                audio, audio_mask = augment.augment(
+                    batch.audio, batch.audio_mask, self.masks, self.model.audio_norm.mean.cpu(), self.dropout_rng
+                )
+                batch = replace(batch, audio=audio, audio_mask=audio_mask)
             batch = batch.to(ctx.device)
             with self.precision.autocast():
                 out = self.step_model(*batch.inputs())
                 # DDP averages gradients over processes: scale so the sum matches one process's batch mean
                 loss = multitask_loss(
-                    self.model, out.heads, batch, cfg.loss_weights, denominator=len(global_ids) / ctx.world_size
+                    self.model,
+                    out.heads,
+                    batch,
+                    cfg.loss_weights,
+                    denominator=len(global_ids) / ctx.world_size,
+                    label_smoothing=cfg.label_smoothing,
+                    class_weights=self.class_weights,
                 ) * (0.0 if idle else 1.0)
             self.precision.step(loss, self.optimizer, self.model.parameters(), cfg.grad_clip)
+            self.scheduler.after_step()
             total += loss.item() * len(global_ids) / ctx.world_size
             n += len(global_ids)
             if progress is not None:
@@ -216,6 +236,12 @@ class Trainer:
         dev = self.data.get("dev", self.data["train"])
         with self._progress() as progress:
             for epoch in range(self.state.epoch + 1, self.cfg.epochs + 1):
+                if self.stopped_early():  # checked first, so a resumed run that had stopped stays stopped
+                    self.console.print(
+                        f"no better dev loss for {self.cfg.early_stop_patience} epochs: stopped after epoch "
+                        f"{self.state.epoch}, best epoch {self.state.best_epoch}"
+                    )
+                    break
                 task = (
                     progress.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=steps, loss=float("nan"))
                     if progress
@@ -224,7 +250,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 train_loss = self.train_epoch(progress, task)
                 report = evaluate(self.model, dev, self.labels, self.cfg.loss_weights, self.cfg.batch_size)
-                self.scheduler.step(report.loss)
+                self.scheduler.after_epoch(report.loss)
                 self.state.epoch = epoch
                 self.state.history.append(
                     {
@@ -255,6 +281,11 @@ class Trainer:
         metrics = self.finish() if self.dist.is_main else None
         distributed.teardown(self.dist)
         return metrics
+
+    def stopped_early(self) -> bool:
+        patience = self.cfg.early_stop_patience
+        best = self.state.best_epoch
+        return patience > 0 and best is not None and self.state.epoch - best >= patience
 
     def _progress(self) -> Progress:
         columns = [

@@ -1,28 +1,70 @@
-"""Audio features: openSMILE ComParE_2016 low-level descriptors and their deltas, 130 dims per 10 ms.
+"""Audio features: openSMILE ComParE_2016 low-level descriptors and their deltas, 130 dims per frame.
 
 openSMILE computes the two levels in separate passes whose row counts differ by a frame or two at
 the end (docs/model.md, "Inputs"): they are joined by position and trimmed to the shorter. The signal comes
 from our own decoder through `process_signal`, so no mediainfo / file probing is involved.
+
+The opensmile package's ComParE_2016 steps its frames by 10 ms; the paper's LLDs step by 16 ms
+(188 frames per 3-s clip). Any other step runs the package's own bundled configuration with only
+its frame steps changed (`step_config`): a copy in the user cache, so no openSMILE file ships here.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from auxformer.common.optional import require
 
 from ..contracts import AUDIO_DIM
+from ..hashing import cache_root
 
 NAME = "ComParE_2016 LLD + deltas (openSMILE)"
+PACKAGE_STEP_MS = 10  # the step of the opensmile package's ComParE_2016
 # below this openSMILE returns a single NaN row: there is no analysis frame to speak of
 MIN_SECONDS = 0.1
 # ComParE's LLD frame i analyses [i * HOP, i * HOP + WINDOW) (its longest window, the voicing one);
 # the 3-frame moving average (`_sma`) reaches one hop further either side
 HOP_SECONDS = 0.01
 WINDOW_SECONDS = 0.06
+_CORE = "ComParE_2016_core.lld.conf.inc"  # where both framers (60 ms and 20 ms windows) set the step
+_STEP = re.compile(r"^(\s*frameStep\s*=\s*)0\.010\s*$", re.MULTILINE)
+
+
+def describe(step_ms: int) -> str:
+    """The feature spec's name of the audio features at this step."""
+    return NAME if step_ms == PACKAGE_STEP_MS else f"{NAME}, {step_ms} ms step"
+
+
+def step_config(step_ms: int, opensmile_dir: Path | None = None, cache: Path | None = None) -> Path:
+    """ComParE_2016.conf of the installed opensmile package with every frame step set to `step_ms`:
+    the package's config folders are copied into the cache once and the two `frameStep` lines of
+    the LLD include changed; nothing else differs (window lengths, smoothing, deltas)."""
+    src = (opensmile_dir or Path(require("opensmile").__file__).parent) / "core" / "config"
+    version = getattr(require("opensmile"), "__version__", "unknown")
+    dest = (cache or cache_root() / "opensmile") / f"ComParE_2016-{version}-step{step_ms}ms"
+    conf = dest / "compare" / "ComParE_2016.conf"
+    if conf.is_file():
+        return conf
+    text, found = _STEP.subn(rf"\g<1>{step_ms / 1000:.3f}", (src / "compare" / _CORE).read_text())
+    if found != 2:
+        raise RuntimeError(f"{src / 'compare' / _CORE}: expected 2 frameStep lines of 0.010, found {found}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest.parent))  # complete, then renamed: readers never see half
+    for folder in ("compare", "shared"):
+        shutil.copytree(src / folder, staging / folder)
+    (staging / "compare" / _CORE).write_text(text)
+    try:
+        staging.rename(dest)
+    except OSError:  # another process made it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return conf
 
 
 @dataclass
@@ -37,14 +79,22 @@ class ComParE:
 
     name = NAME
 
-    def __init__(self, silence_dbfs: float = -60.0, digital_silence_dbfs: float = -90.0):
+    def __init__(
+        self, silence_dbfs: float = -60.0, digital_silence_dbfs: float = -90.0, step_ms: int = PACKAGE_STEP_MS
+    ):
         opensmile = require("opensmile")
         self.silence = 10 ** (silence_dbfs / 20)
         self.digital_silence = 10 ** (digital_silence_dbfs / 20)
-        self.smiles = [
-            opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016, feature_level=level)
-            for level in (opensmile.FeatureLevel.LowLevelDescriptors, opensmile.FeatureLevel.LowLevelDescriptors_Deltas)
-        ]
+        self.name = describe(step_ms)
+        if step_ms == PACKAGE_STEP_MS:
+            feature_set: object = opensmile.FeatureSet.ComParE_2016
+            levels: tuple[object, ...] = (
+                opensmile.FeatureLevel.LowLevelDescriptors,
+                opensmile.FeatureLevel.LowLevelDescriptors_Deltas,
+            )
+        else:  # a config file names its levels as the package's ComParE_2016.conf does
+            feature_set, levels = str(step_config(step_ms)), ("lld", "lld_de")
+        self.smiles = [opensmile.Smile(feature_set=feature_set, feature_level=level) for level in levels]
 
     def __call__(self, signal: np.ndarray | None, rate: int) -> AudioFeatures:
         if signal is None:
