@@ -7,7 +7,8 @@ the whole file, so the rows match a whole-file extraction (tests/test_stream.py:
 precision), except six deltas no finite context reproduces: openSMILE divides the deltas of the pitch
 and voice-quality descriptors (F0, voicing, jitter, shimmer, HNR) by a normaliser that grows from the
 start of its run and is never reset, so in one pass over a long file they shrink towards zero; here
-they are scaled as for a run of `left` seconds plus the block. Row k is the analysis frame starting at sample k * rate / AUDIO_FPS of the signal.
+they are scaled as for a run of `left` seconds plus the block. Row k is the analysis frame starting
+at sample k * rate / AUDIO_FPS of the signal.
 The voice activity detector marks, per row, whether it holds speech; the mask a window gets is
 `finite and speech`.
 """
