@@ -24,10 +24,11 @@ from auxformer.runtime.stream.audio import RunningAudio
 from auxformer.runtime.stream.segments import StreamSettings
 from auxformer.runtime.stream.vad import VadSettings, VoiceActivity
 from auxformer.runtime.timeline_files import read_segments
+from auxformer.train.long_recording import LongRecording, loop_file, write_long_recording
+from auxformer.train.media_demo import MediaDemoSpec
 from auxformer.train.media_writer import write_clip
 
 from .export_support import media_model
-from .long_recording import loop_file, recording_arrays, write_recording
 from .runtime_support import scratch_dir
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs need POSIX")
@@ -39,11 +40,17 @@ def session():
         yield s
 
 
+SMALL = MediaDemoSpec(size=96)  # the demo's face, in smaller frames: quicker to write and to read
+
+
 @pytest.fixture(scope="module")
 def recording():
     """12 s: anger, happy, sad, 4 s each, 96 px frames."""
-    path = scratch_dir() / "long.mp4"
-    return path, write_recording(path, ["anger", "happy", "sad"], 4.0, size=96)
+    return _three_emotions(scratch_dir() / "long.mp4")
+
+
+def _three_emotions(path: Path) -> tuple[Path, LongRecording]:
+    return path, write_long_recording(path, ["anger", "happy", "sad"], 4.0, spec=SMALL)
 
 
 def test_windows_tile_a_file_and_overlap_by_the_hop(session, recording):
@@ -108,19 +115,22 @@ def test_running_audio_matches_whole_file_descriptors(recording):
 
 
 def _noise_then_voice(path: Path) -> Path:
-    """4 s of a face with background noise only, then 4 s of the demo voice."""
-    frames, audio = recording_arrays(["happy"], 8.0, 96)
+    """A face throughout; 5 s of background noise only, then 3 s of the demo voice on that noise (the
+    second without voice keeps the voice detector's hangover out of the noise's windows)."""
+    speaking = write_long_recording(path.with_suffix(".talk.mp4"), ["happy"], 8.0, spec=SMALL)
+    media = decode(speaking.path)
+    audio = media.audio
     rng = np.random.default_rng(1)
     noise = 0.02 * rng.standard_normal(len(audio)).astype(np.float32)
-    half = len(audio) // 2
-    audio = np.concatenate([noise[:half], audio[half:] + noise[half:]])
-    write_clip(path, frames, 25.0, audio, 16000)
+    cut = 5 * media.audio_rate
+    audio = np.concatenate([noise[:cut], audio[cut:] + noise[cut:]])
+    write_clip(path, media.frames, SMALL.fps, audio, media.audio_rate)
     return path
 
 
 def test_noise_without_speech_is_no_audio(session, tmp_path):
     segments = list(session.stream(_noise_then_voice(tmp_path / "noise.mp4"), window=2.0, hop=2.0))
-    noise, voice = [s for s in segments if s.end <= 4.0], [s for s in segments if s.start >= 4.0]
+    noise, voice = [s for s in segments if s.end <= 4.0], [s for s in segments if s.start >= 6.0]
     assert noise and voice
     assert all(not s.present["audio"] and s.heads["audio"] is None and s.present["video"] for s in noise)
     assert all(s.present["audio"] and s.heads["audio"] is not None for s in voice)
@@ -161,13 +171,9 @@ def _paced_writer(data: bytes, fifo: Path, seconds: float, stall_after: float | 
 
 
 @pytest.fixture(scope="module")
-def streamable(recording):
+def streamable():
     """The recording as Matroska (readable from a pipe: no index at the end to seek for)."""
-    _, plan = recording
-    out = scratch_dir() / "long.mkv"
-    frames, audio = recording_arrays(plan.labels, 4.0, 96)
-    write_clip(out, frames, 25.0, audio, 16000)
-    return out, plan
+    return _three_emotions(scratch_dir() / "long.mkv")
 
 
 def test_a_live_fifo_yields_segments_while_its_writer_runs(session, streamable, tmp_path):
@@ -281,7 +287,9 @@ def demo_model(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_timeline_follows_known_emotion_changes(demo_model, tmp_path):
-    plan = write_recording(tmp_path / "six.mp4", ["anger", "happy", "sad", "neutral", "fear", "disgust"], 6.0, seed=5)
+    plan = write_long_recording(
+        tmp_path / "six.mp4", ["anger", "happy", "sad", "neutral", "fear", "disgust"], 6.0, seed=5
+    )
     with Session.load(demo_model) as session:
         stream = session.stream(tmp_path / "six.mp4")
         segments = list(stream)
