@@ -33,13 +33,9 @@ import threading
 import time
 from pathlib import Path
 
+from peak_memory import WRAPPER  # benchmarks/: the peak-RSS-of-a-child wrapper
 from rich.console import Console
 from rich.table import Table
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # tests/long_recording.py: the recording generator the tests use
-
-from peak_memory import WRAPPER  # noqa: E402  (benchmarks/: the peak-RSS-of-a-child wrapper)
 
 LABELS = ["anger", "happy", "sad", "neutral", "fear", "disgust"]
 
@@ -71,10 +67,10 @@ def paper_model(folder: Path) -> Path:
 
 
 def recordings(folder: Path, minutes: list[float]) -> dict[float, Path]:
-    from tests.long_recording import loop_file, write_recording
+    from auxformer.train.long_recording import loop_file, write_long_recording
 
     clip = folder / "clip.mp4"
-    write_recording(clip, LABELS, 5.0, size=480)
+    write_long_recording(clip, LABELS, 5.0, frame_size=(480, 480))
     return {m: loop_file(clip, folder / f"rec_{m:g}min.mp4", m * 60) for m in minutes}
 
 

@@ -32,9 +32,12 @@ class OnnxRuntimeOptions:
     providers: list | None = None  # explicit providers; None: chosen for the runner's device
     threads: int = 0  # intra-op threads; 0: onnxruntime's default (one per core)
     optimization: str = "all"  # graph optimisation level: disable | basic | extended | all
-    # idle intra-op workers spin for new work (lower latency); off when the CPU is shared, as in
-    # export verification, where the PyTorch reference runs beside
-    spinning: bool = True
+    # idle intra-op workers spin for new work: lower latency on an idle machine, but the runtime shares
+    # its CPU (feature extraction, a stream's decoding, audio and faces threads, other processes), and
+    # spinning workers take cores from that work. Measured on the 2-core machine, shared: the paper model,
+    # 15 batches of 16 clips, 2 threads: spinning 33-36 s wall and CPU, not 22-24 s; Session.stream over a
+    # 1-min 480p file: 15.2-16.4 CPU s spinning, 12.2-12.6 not, the same wall time
+    spinning: bool = False
     optimized_model_path: Path | None = None  # where onnxruntime saves the graph it optimised
 
     def __post_init__(self) -> None:

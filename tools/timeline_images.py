@@ -7,8 +7,9 @@ frame of their overlay video.
 
 writes there `talk.mp4` (and its ground truth, `talk.truth.json`), `timeline.png`, `overlay.mp4` and
 `overlay_frame.png`, prints the windows' accuracy against the ground truth, and with `--docs`
-copies the two pictures to docs/images/. The windows are cut from the whole recording's features
-(it is under the front end's 60-s limit), every `--hop` seconds, `--window` seconds long.
+copies the two pictures to docs/images/. The windows are `Session.stream`'s, as
+`auxformer-infer talk.mp4 --timeline --window W --hop H` makes them (voice activity included): every
+`--hop` seconds, `--window` seconds long.
 """
 
 from __future__ import annotations
@@ -17,12 +18,9 @@ import argparse
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from auxformer.common import atomic
 from auxformer.common.optional import require
 from auxformer.runtime import Session
-from auxformer.runtime.contracts import AUDIO_FPS, ClipFeatures
 from auxformer.runtime.overlay import write_overlay
 from auxformer.runtime.segment import Segment
 from auxformer.runtime.timeline_plot import write_timeline_plot
@@ -30,26 +28,6 @@ from auxformer.train.long_recording import LongRecording, write_long_recording
 
 EMOTIONS = ["neutral", "happy", "anger", None, "sad", "fear", "disgust"]
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "images"
-
-
-def windows(session: Session, clip: ClipFeatures, fps: float, duration: float, window: float, hop: float):
-    """The model's prediction for each window, cut from the whole recording's features."""
-    starts = np.arange(0.0, duration - window + 1e-9, hop)
-    cuts = []
-    for start in starts:
-        a0, a1 = round(start * AUDIO_FPS), round((start + window) * AUDIO_FPS)
-        v0, v1 = round(start * fps), round((start + window) * fps)
-        cuts.append(
-            {
-                "clip_id": f"{start:.2f}",
-                "audio": clip.audio[a0:a1],
-                "audio_mask": clip.audio_mask[a0:a1],
-                "video": clip.video[v0:v1],
-                "video_mask": clip.video_mask[v0:v1],
-            }
-        )
-    predictions = session.predict(cuts)
-    return [Segment.of(p, float(s), float(s + window)) for p, s in zip(predictions, starts, strict=True)]
 
 
 def accuracy(segments: list[Segment], truth: LongRecording) -> float:
@@ -73,10 +51,8 @@ def main() -> None:
         args.out / "talk.mp4", EMOTIONS, seconds_each=args.seconds_each, seed=7, frame_size=(480, 360)
     )
     atomic.write_json(args.out / "talk.truth.json", truth.to_dict())
-    session = Session.load(args.model)
-    clip = session.front_end(truth.path, "talk")
-    fps = clip.info["video_fps"]
-    segments = windows(session, clip, fps, truth.duration, args.window, args.hop)
+    with Session.load(args.model) as session:
+        segments = list(session.stream(truth.path, window=args.window, hop=args.hop))
     print(f"{len(segments)} windows, accuracy against the ground truth {accuracy(segments, truth):.3f}")
 
     plot = write_timeline_plot(segments, args.out / "timeline.png", title="demo model on a generated recording")

@@ -17,7 +17,8 @@ the file is written, as a damaged disk or a broken transfer would: the container
 packets there do not decode. Keyframes come every `keyframe_seconds`, so the damage spoils at most
 that much more video after `end`. The file is written piece by piece (the muxer interleaves audio and
 video), so an hour of it never sits in memory; `frame_size` renders the face at the demo's size and
-scales it up (a 480p file for the cost of a 160-pixel one).
+scales it up (a 480p file for the cost of a 160-pixel one). `loop_file` makes an hour-long file
+cheaply from a short one by repeating its packets (no re-encoding), for speed and memory benchmarks.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from auxformer.common.optional import require
 from .demo_corpus import LABELS
 from .demo_face import FaceRenderer, random_look
 from .demo_voice import random_voice
-from .media_demo import ClipPlan, MediaDemoSpec, clip_media
+from .media_demo import MediaDemoSpec, clip_media, draw_clip
 from .media_writer import media_writer
 
 NOISE_FLOOR = 1e-3  # the room noise the demo's voices sit on (`demo_voice.synthesize`)
@@ -119,19 +120,7 @@ def write_long_recording(
                     audio = NOISE_FLOOR * rng.standard_normal(samples).astype(np.float32)
                 else:
                     seconds = (u1 - u0) / spec.fps
-                    plan = ClipPlan(
-                        clip_id="",
-                        label=label,
-                        speaker="long",
-                        path="",
-                        seconds=seconds,
-                        emphasis_at=float(rng.uniform(0.35, 0.65) * seconds),
-                        offset=float(rng.uniform(-spec.max_offset_s, spec.max_offset_s)),
-                        look=look,
-                        voice=voice,
-                        expressiveness=expressiveness,
-                        seed=int(rng.integers(2**31)),
-                    )
+                    plan = draw_clip(rng, spec, "", label, "long", "", seconds, look, voice, expressiveness)
                     frames, audio = clip_media(plan, spec, renderer, start)
                     audio = np.pad(audio[:samples], (0, max(0, samples - len(audio))))
                 for frame in frames:
@@ -179,3 +168,32 @@ def _overwrite_packets(path: Path, start: float, end: float, rng: np.random.Gene
             fh.seek(pos)
             fh.write(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
     return sum(size for _, size in spans)
+
+
+def loop_file(short: str | Path, out: str | Path, seconds: float) -> Path:
+    """`short` repeated (packets copied, timestamps shifted) until `out` is at least `seconds` long."""
+    av = require("av")
+    with av.open(str(short)) as src:
+        packets = [(p.stream.index, p) for p in src.demux() if p.dts is not None]
+        # one period for all streams, long enough for each (an encoder's priming makes a stream's packets
+        # span more than the container's duration): timestamps keep rising across the joins
+        length = max(_span([p for i, p in packets if i == s]) for s in {i for i, _ in packets})
+        with av.open(str(out), "w") as dst:
+            streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+            for k in range(int(np.ceil(seconds / length))):
+                for index, packet in packets:
+                    stream = src.streams[index]
+                    shift = round(k * length / stream.time_base)
+                    packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                    packet.stream = streams[index]
+                    dst.mux(packet)
+                    packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+                    packet.stream = stream
+    return Path(out)
+
+
+def _span(packets: list[Any]) -> float:
+    """Seconds from one stream's first packet to the end of its last."""
+    first = min(p.dts for p in packets)
+    end = max(p.dts + (p.duration or 0) for p in packets)
+    return float((end - first) * packets[0].time_base)

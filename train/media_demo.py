@@ -85,22 +85,39 @@ def plan_clips(spec: MediaDemoSpec) -> list[ClipPlan]:
         for label in LABELS:
             for j in range(spec.clips_per_class):
                 seconds = float(rng.uniform(spec.min_seconds, spec.max_seconds))
-                plans.append(
-                    ClipPlan(
-                        clip_id=f"{speaker}_{label}_{j}",
-                        label=label,
-                        speaker=speaker,
-                        path=f"{speaker}/{speaker}_{label}_{j}.mp4",
-                        seconds=seconds,
-                        emphasis_at=float(rng.uniform(0.35, 0.65) * seconds),
-                        offset=float(rng.uniform(-spec.max_offset_s, spec.max_offset_s)),
-                        look=look,
-                        voice=voice,
-                        expressiveness=expressiveness,
-                        seed=int(rng.integers(2**31)),
-                    )
-                )
+                clip_id = f"{speaker}_{label}_{j}"
+                path = f"{speaker}/{clip_id}.mp4"
+                plans.append(draw_clip(rng, spec, clip_id, label, speaker, path, seconds, look, voice, expressiveness))
     return plans
+
+
+def draw_clip(
+    rng: np.random.Generator,
+    spec: MediaDemoSpec,
+    clip_id: str,
+    label: str,
+    speaker: str,
+    path: str,
+    seconds: float,
+    look: Look,
+    voice: Voice,
+    expressiveness: float,
+) -> ClipPlan:
+    """A clip of one speaker: where its expressive peak falls, how far the face lags the voice, and its
+    seed, drawn from `rng`."""
+    return ClipPlan(
+        clip_id=clip_id,
+        label=label,
+        speaker=speaker,
+        path=path,
+        seconds=seconds,
+        emphasis_at=float(rng.uniform(0.35, 0.65) * seconds),
+        offset=float(rng.uniform(-spec.max_offset_s, spec.max_offset_s)),
+        look=look,
+        voice=voice,
+        expressiveness=expressiveness,
+        seed=int(rng.integers(2**31)),
+    )
 
 
 def expression_curve(t: np.ndarray, peak_at: float, expressiveness: float) -> np.ndarray:

@@ -3,8 +3,12 @@
 openSMILE runs on each new block of the signal with `left` seconds of the signal before it and
 `right` seconds after it, and only the block's own rows are kept: the analysis windows, smoothing
 and delta regressions at the block's borders see the same samples they would see in one pass over
-the whole file, so the rows match a whole-file extraction closely (tests/test_stream.py measures
-how closely). Row k is the analysis frame starting at sample k * rate / AUDIO_FPS of the signal.
+the whole file, so the rows match a whole-file extraction (tests/test_stream.py: to float
+precision), except six deltas no finite context reproduces: openSMILE divides the deltas of the pitch
+and voice-quality descriptors (F0, voicing, jitter, shimmer, HNR) by a normaliser that grows from the
+start of its run and is never reset, so in one pass over a long file they shrink towards zero; here
+they are scaled as for a run of `left` seconds plus the block. Row k is the analysis frame starting
+at sample k * rate / AUDIO_FPS of the signal.
 The voice activity detector marks, per row, whether it holds speech; the mask a window gets is
 `finite and speech`.
 """
