@@ -137,8 +137,10 @@ def test_feature_demo_beats_single_modalities(tmp_path):
     full = metrics.test.macro_f1
     assert full > 0.5  # chance is 1/6
     assert full > max(metrics.condition("audio_only").macro_f1, metrics.condition("video_only").macro_f1) + 0.1
-    # temperature scaling, fitted on dev, lowers dev ECE; the checkpoint carries the temperature
+    # temperature scaling, fitted on dev, lowers the dev NLL it minimises (ECE, a binned score of 180
+    # clips, need not follow: it rose on one seed); the checkpoint carries the temperature
     cal = metrics.calibration
-    assert cal is not None and cal.scores["dev"]["ece_after"] < cal.scores["dev"]["ece_before"]
+    assert cal is not None and cal.temperature != 1.0
+    assert cal.scores["dev"]["nll_after"] < cal.scores["dev"]["nll_before"]
     assert checkpoint.Checkpoint.load(tmp_path / "run").calibration.temperature == cal.temperature
     assert (tmp_path / "run" / "reliability.png").is_file()
