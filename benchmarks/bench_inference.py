@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -27,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from machine_info import machine  # beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -55,19 +54,6 @@ class Result:
     @property
     def clips_per_second(self) -> float:
         return self.batch / self.median
-
-
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} cores, load {load:.1f} at start"
 
 
 def clip_batch(batch: int, seed: int = 0) -> dict[str, np.ndarray]:

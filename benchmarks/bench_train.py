@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from machine_info import machine  # beside this script
 
 AUDIO_FPS, VIDEO_FPS, VIDEO_DIM, CLASSES = 100, 30, 4096, 6
 MEDIAN_SECONDS, SIGMA, SHORTEST, LONGEST = 2.5, 0.25, 1.3, 5.0
@@ -314,19 +314,6 @@ def profile(setting: Setting, clips: Sequence, batch_size: int, log) -> None:
     marks["clip + Adam"] = time.perf_counter() - t0
     whole = sum(marks.values())
     log("one step: " + ", ".join(f"{k} {v * 1e3:.0f} ms ({100 * v / whole:.0f}%)" for k, v in marks.items()))
-
-
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} cores, load {load:.1f} at start"
 
 
 def run(
