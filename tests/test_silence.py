@@ -47,6 +47,9 @@ def test_a_gap_shorter_than_the_window_is_not_silence():
     x[8000:10000] = 0.0  # 0.5 s to 0.625 s: frames 51-55 see only zeros
     silent = silent_frames(x, RATE, 95, 10 ** (-90 / 20))
     assert np.flatnonzero(silent).tolist() == [51, 52, 53, 54, 55]
+    # at the paper's 16 ms step frame i sees [16 (i - 1), 16 (i - 1) + 92) ms: frames 33-34 fit the gap
+    silent = silent_frames(x, RATE, 60, 10 ** (-90 / 20), step_seconds=0.016)
+    assert np.flatnonzero(silent).tolist() == [33, 34]
 
 
 def test_last_valid_frame_pooling_picks_speech_not_padding():

@@ -29,9 +29,8 @@ NAME = "ComParE_2016 LLD + deltas (openSMILE)"
 PACKAGE_STEP_MS = 10  # the step of the opensmile package's ComParE_2016
 # below this openSMILE returns a single NaN row: there is no analysis frame to speak of
 MIN_SECONDS = 0.1
-# ComParE's LLD frame i analyses [i * HOP, i * HOP + WINDOW) (its longest window, the voicing one);
-# the 3-frame moving average (`_sma`) reaches one hop further either side
-HOP_SECONDS = 0.01
+# ComParE's LLD frame i analyses [i * step, i * step + WINDOW) (its longest window, the voicing one);
+# the 3-frame moving average (`_sma`) reaches one step further either side
 WINDOW_SECONDS = 0.06
 _CORE = "ComParE_2016_core.lld.conf.inc"  # where both framers (60 ms and 20 ms windows) set the step
 _STEP = re.compile(r"^(\s*frameStep\s*=\s*)0\.010\s*$", re.MULTILINE)
@@ -86,6 +85,7 @@ class ComParE:
         self.silence = 10 ** (silence_dbfs / 20)
         self.digital_silence = 10 ** (digital_silence_dbfs / 20)
         self.name = describe(step_ms)
+        self.step_seconds = step_ms / 1000
         if step_ms == PACKAGE_STEP_MS:
             feature_set: object = opensmile.FeatureSet.ComParE_2016
             levels: tuple[object, ...] = (
@@ -105,7 +105,8 @@ class ComParE:
         n = len(values)
         if float(np.abs(signal).max(initial=0.0)) < self.silence:
             return _missing(n, "audio track is silent")
-        mask = np.isfinite(values).all(axis=1) & ~silent_frames(signal, rate, n, self.digital_silence)
+        padding = silent_frames(signal, rate, n, self.digital_silence, self.step_seconds)
+        mask = np.isfinite(values).all(axis=1) & ~padding
         values[~mask] = 0.0
         return AudioFeatures(values, mask, "" if mask.any() else "no valid audio frame")
 
@@ -126,11 +127,13 @@ class ComParE:
         return [*self.smiles[0].feature_names, *self.smiles[1].feature_names]
 
 
-def silent_frames(signal: np.ndarray, rate: int, frames: int, floor: float) -> np.ndarray:
+def silent_frames(
+    signal: np.ndarray, rate: int, frames: int, floor: float, step_seconds: float = PACKAGE_STEP_MS / 1000
+) -> np.ndarray:
     """bool [frames]: true where every sample a frame's LLDs see (its window, widened by the smoothing)
-    is below `floor` in magnitude."""
+    is below `floor` in magnitude. Frames are `step_seconds` apart (the extractor's frame step)."""
     loud = np.concatenate([[0], np.cumsum(np.abs(signal) >= floor)])
-    hop = HOP_SECONDS * rate
+    hop = step_seconds * rate
     starts = np.arange(frames) * hop - hop
     ends = starts + WINDOW_SECONDS * rate + 2 * hop
     starts = np.clip(np.round(starts).astype(np.int64), 0, len(signal))
