@@ -53,6 +53,15 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def append_durably(fd: int, data: bytes) -> None:
+    """All of `data` written to `fd` (os.write may take only part of it) and fsynced: the rows an
+    append-only log reports as written are on disk. OSError propagates; the caller knows what to cut."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
 

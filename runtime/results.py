@@ -128,10 +128,7 @@ class PredictionLog:
     def append(self, rows: list[dict[str, Any]]) -> None:
         data = "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            os.fsync(self._fd)
+            atomic.append_durably(self._fd, data)
         except OSError as err:
             self._cut()
             raise OutputError(

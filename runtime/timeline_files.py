@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from auxformer.common import atomic
+
 from .contracts import Status
 from .results import OutputError
 from .segment import Segment
@@ -67,10 +69,7 @@ class _AppendFile:
 
     def append(self, data: bytes) -> None:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view) :]
-            os.fsync(self.fd)
+            atomic.append_durably(self.fd, data)
         except OSError as err:
             raise OutputError(f"writing {self.path} failed: {err.strerror}") from err
         self.size += len(data)
