@@ -17,15 +17,13 @@ the search costs one small image.
 from __future__ import annotations
 
 import functools
-import hashlib
-from pathlib import Path
 
 import numpy as np
 
 from auxformer.common.optional import require
 
 from ..onnxruntime_runner import OnnxRuntimeOptions, inference_session
-from .models import model_path
+from .models import model_digest, model_path
 from .vggface import session_providers
 
 NAME = "blazeface"
@@ -54,11 +52,9 @@ def anchors() -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-@functools.cache
-def weights_sha256(path: str | None = None) -> str:
+def weights_sha256() -> str:
     """Short sha256 of the shipped model (recorded in the feature settings)."""
-    data = Path(path or model_path(FILE)).read_bytes()
-    return hashlib.sha256(data).hexdigest()[:16]
+    return model_digest(FILE)
 
 
 def decode(regressors: np.ndarray, logits: np.ndarray, score: float) -> np.ndarray:

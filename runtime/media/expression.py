@@ -9,15 +9,12 @@ onnxruntime's CUDA / TensorRT providers run it on a GPU where onnxruntime-gpu is
 
 from __future__ import annotations
 
-import functools
-import hashlib
-
 import numpy as np
 
 from auxformer.common.optional import require
 
 from ..onnxruntime_runner import OnnxRuntimeOptions, inference_session
-from .models import model_path
+from .models import model_digest, model_path
 from .vggface import session_providers
 
 NAME = "expression"
@@ -28,11 +25,9 @@ SIZE = 64  # crop side the model was trained on (FER2013's 48x48 faces, upscaled
 EMBEDDING_DIM = 128
 
 
-@functools.cache
 def weights_digest() -> str:
-    """Short sha256 of the shipped model file: what feature specs record, so a model trained on
-    another version of these weights is refused."""
-    return hashlib.sha256(model_path(MODEL_FILE).read_bytes()).hexdigest()[:16]
+    """Short sha256 of the shipped model file (recorded in feature specs)."""
+    return model_digest(MODEL_FILE)
 
 
 def to_input(grey: np.ndarray) -> np.ndarray:

@@ -5,6 +5,8 @@ Each file's origin, licence and attribution are in NOTICE.md beside it.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from importlib import resources
 from pathlib import Path
 
@@ -15,3 +17,10 @@ def model_path(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"shipped model {name!r} is missing from {path.parent}: reinstall auxformer")
     return path
+
+
+@functools.cache
+def model_digest(name: str) -> str:
+    """Short sha256 of the shipped file `name`: what feature settings and specs record, so a model
+    trained on features of other weights is refused."""
+    return hashlib.sha256(model_path(name).read_bytes()).hexdigest()[:16]
