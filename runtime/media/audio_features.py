@@ -1,12 +1,15 @@
 """Audio features: openSMILE ComParE_2016 low-level descriptors and their deltas, 130 dims per frame.
 
-openSMILE computes the two levels in separate passes whose row counts differ by a frame or two at
-the end (docs/model.md, "Inputs"): they are joined by position and trimmed to the shorter. The signal comes
-from our own decoder through `process_signal`, so no mediainfo / file probing is involved.
+The opensmile package gives LLDs and deltas as two feature levels, and each level is a full run of
+its ComParE_2016 configuration, functionals included. We run the package's own LLD include once, with
+one sink that joins both levels (`lld_config`): the same values in a third of the time. The two
+levels' row counts differ by a frame or two at the end (docs/model.md, "Inputs"); the join stops at the
+shorter. The signal comes from our own decoder through `process_signal`, so no mediainfo / file
+probing is involved.
 
-The opensmile package's ComParE_2016 steps its frames by 10 ms; the paper's LLDs step by 16 ms
-(188 frames per 3-s clip). Any other step runs the package's own bundled configuration with only
-its frame steps changed (`step_config`): a copy in the user cache, so no openSMILE file ships here.
+The package's ComParE_2016 steps its frames by 10 ms; the paper's LLDs step by 16 ms (188 frames per
+3-s clip). Another step changes only the frame steps of the package's LLD include. Either way the
+configuration is a copy of the package's in the user cache, so no openSMILE file ships here.
 """
 
 from __future__ import annotations
@@ -41,24 +44,48 @@ def describe(step_ms: int) -> str:
     return NAME if step_ms == PACKAGE_STEP_MS else f"{NAME}, {step_ms} ms step"
 
 
-def step_config(step_ms: int, opensmile_dir: Path | None = None, cache: Path | None = None) -> Path:
-    """ComParE_2016.conf of the installed opensmile package with every frame step set to `step_ms`:
-    the package's config folders are copied into the cache once and the two `frameStep` lines of
-    the LLD include changed; nothing else differs (window lengths, smoothing, deltas)."""
+LEVEL = "auxformer_lld"  # the joined level of LLDs and deltas, in the package's column order
+# our top-level file beside the package's includes: the LLD include (which computes the deltas too)
+# and one concatenation of the six levels that ComParE_2016.conf splits into `lld` and `lld_de`
+_TOP = f"""[componentInstances:cComponentManager]
+instance[dataMemory].type=cDataMemory
+\\{{\\cm[source{{?}}:include external source]}}
+\\{{ComParE_2016_core.lld.conf.inc}}
+
+[componentInstances:cComponentManager]
+instance[auxformer_concat].type=cVectorConcat
+
+[auxformer_concat:cVectorConcat]
+reader.dmLevel = is13_lld_nzsmo;is13_lldA_smo;is13_lldB_smo;is13_lld_nzsmo_de;is13_lldA_smo_de;is13_lldB_smo_de
+writer.dmLevel = {LEVEL}
+includeSingleElementFields = 1
+
+\\{{\\cm[sink{{?}}:include external sink]}}
+"""
+
+
+def lld_config(step_ms: int = PACKAGE_STEP_MS, opensmile_dir: Path | None = None, cache: Path | None = None) -> Path:
+    """A configuration giving ComParE_2016's LLDs and deltas in one run, as level `LEVEL`: the installed
+    opensmile package's config folders, copied into the cache once, plus our top-level file; with
+    another `step_ms`, the two `frameStep` lines of the LLD include changed (windows, smoothing and
+    deltas stay)."""
     src = (opensmile_dir or Path(require("opensmile").__file__).parent) / "core" / "config"
     version = getattr(require("opensmile"), "__version__", "unknown")
-    dest = (cache or cache_root() / "opensmile") / f"ComParE_2016-{version}-step{step_ms}ms"
-    conf = dest / "compare" / "ComParE_2016.conf"
+    dest = (cache or cache_root() / "opensmile") / f"ComParE_2016-{version}-lld-step{step_ms}ms"
+    conf = dest / "compare" / "auxformer_lld.conf"
     if conf.is_file():
         return conf
-    text, found = _STEP.subn(rf"\g<1>{step_ms / 1000:.3f}", (src / "compare" / _CORE).read_text())
-    if found != 2:
-        raise RuntimeError(f"{src / 'compare' / _CORE}: expected 2 frameStep lines of 0.010, found {found}")
+    core = (src / "compare" / _CORE).read_text()
+    if step_ms != PACKAGE_STEP_MS:
+        core, found = _STEP.subn(rf"\g<1>{step_ms / 1000:.3f}", core)
+        if found != 2:
+            raise RuntimeError(f"{src / 'compare' / _CORE}: expected 2 frameStep lines of 0.010, found {found}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=dest.parent))  # complete, then renamed: readers never see half
     for folder in ("compare", "shared"):
         shutil.copytree(src / folder, staging / folder)
-    (staging / "compare" / _CORE).write_text(text)
+    (staging / "compare" / _CORE).write_text(core)
+    (staging / "compare" / conf.name).write_text(_TOP)
     try:
         staging.rename(dest)
     except OSError:  # another process made it first
@@ -86,15 +113,7 @@ class ComParE:
         self.digital_silence = 10 ** (digital_silence_dbfs / 20)
         self.name = describe(step_ms)
         self.step_seconds = step_ms / 1000
-        if step_ms == PACKAGE_STEP_MS:
-            feature_set: object = opensmile.FeatureSet.ComParE_2016
-            levels: tuple[object, ...] = (
-                opensmile.FeatureLevel.LowLevelDescriptors,
-                opensmile.FeatureLevel.LowLevelDescriptors_Deltas,
-            )
-        else:  # a config file names its levels as the package's ComParE_2016.conf does
-            feature_set, levels = str(step_config(step_ms)), ("lld", "lld_de")
-        self.smiles = [opensmile.Smile(feature_set=feature_set, feature_level=level) for level in levels]
+        self.smile = opensmile.Smile(feature_set=str(lld_config(step_ms)), feature_level=LEVEL)
 
     def __call__(self, signal: np.ndarray | None, rate: int) -> AudioFeatures:
         if signal is None:
@@ -114,9 +133,7 @@ class ComParE:
         """The raw descriptor rows [n, 130] of `signal` (NaN where openSMILE had no frame), unmasked."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "segment too short": the caller masks it
-            lld, delta = (s.process_signal(signal, rate).to_numpy(np.float32) for s in self.smiles)
-        n = min(len(lld), len(delta))
-        values = np.concatenate([lld[:n], delta[:n]], axis=1)
+            values = self.smile.process_signal(signal, rate).to_numpy(np.float32, copy=True)
         if values.shape[1] != AUDIO_DIM:
             raise RuntimeError(f"openSMILE gave {values.shape[1]} dims, expected {AUDIO_DIM}")
         return values
@@ -124,7 +141,7 @@ class ComParE:
     @property
     def names(self) -> list[str]:
         """The 130 descriptor names, in column order."""
-        return [*self.smiles[0].feature_names, *self.smiles[1].feature_names]
+        return list(self.smile.feature_names)
 
 
 def silent_frames(
