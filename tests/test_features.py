@@ -164,7 +164,7 @@ def test_rotated_phone_video_finds_the_face_as_often_as_its_upright_twin(tmp_pat
 def test_faces_are_tracked_across_a_frame_size_change(tmp_path):
     """A stream whose frames shrink mid-way (a resolution or rotation change): the last face's place
     lies outside the new frames, and the detector searches them afresh."""
-    small = decode_media(make_clip(tmp_path / "face.mp4", seconds=0.24, size=96)).frames
+    small = [f.rgb() for f in decode_media(make_clip(tmp_path / "face.mp4", seconds=0.24, size=96)).frames]
     big = []
     for frame in small:  # the same face in the bottom-right corner of a larger frame
         canvas = np.full((256, 256, 3), 128, np.uint8)

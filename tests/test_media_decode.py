@@ -67,6 +67,9 @@ def test_rotated_phone_video_decodes_upright(tmp_path, name, rotation, rotate_ta
     assert {f.shape for f in upright.frames} == {f.shape for f in turned.frames} == {(128, 96, 3)}
     # the same picture, not a mirror or an upside-down copy (only lossy coding differs)
     error = np.mean(
-        [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(upright.frames, turned.frames, strict=True)]
+        [
+            np.abs(a.rgb().astype(int) - b.rgb().astype(int)).mean()
+            for a, b in zip(upright.frames, turned.frames, strict=True)
+        ]
     )
     assert error < 4

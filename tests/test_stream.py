@@ -124,7 +124,7 @@ def _noise_then_voice(path: Path) -> Path:
     noise = 0.02 * rng.standard_normal(len(audio)).astype(np.float32)
     cut = 5 * media.audio_rate
     audio = np.concatenate([noise[:cut], audio[cut:] + noise[cut:]])
-    write_clip(path, media.frames, SMALL.fps, audio, media.audio_rate)
+    write_clip(path, [f.rgb() for f in media.frames], SMALL.fps, audio, media.audio_rate)
     return path
 
 

@@ -24,6 +24,7 @@ from auxformer.common.optional import require
 
 from ..onnxruntime_runner import OnnxRuntimeOptions, inference_session
 from .models import model_digest, model_path
+from .picture import Picture, as_rgb
 from .vggface import session_providers
 
 NAME = "blazeface"
@@ -116,8 +117,8 @@ class BlazeFaceDetector:
         self.session = inference_session(model_path(FILE), options=options)
         self.min_face, self.score, self.overlap, self.track_margin = min_face, score, overlap, track_margin
 
-    def detect(self, rgb: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
-        h, w = rgb.shape[:2]
+    def detect(self, image: Picture | np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
+        h, w = image.shape[:2]
         if near is not None:
             side = max(near[2] - near[0], near[3] - near[1]) * (1 + 2 * self.track_margin)
             cx, cy = (near[0] + near[2]) / 2, (near[1] + near[3]) / 2
@@ -125,19 +126,26 @@ class BlazeFaceDetector:
             roi = (*roi, int(min(w, cx + side / 2)), int(min(h, cy + side / 2)))
             # only when the square is clearly smaller than the frame: else it is the full search again
             if roi[2] - roi[0] > 8 and roi[3] - roi[1] > 8 and side < 0.8 * max(h, w):
-                found = self._search(rgb, [roi])
+                found = self._search(as_rgb(image), [roi])
                 if len(found):
                     return found
-        found = self._search(rgb, [(0, 0, w, h)])
+        # the whole frame, letterboxed straight from a Picture: no full-size RGB unless a region needs it
+        found = self._run([letterbox(self.cv2, image, SIDE)], [(0, 0, w, h)], (h, w))
         if len(found):
             return found
-        return self._search(rgb, tiles(w, h, self.min_face))
+        return self._search(as_rgb(image), tiles(w, h, self.min_face))
 
     def _search(self, rgb: np.ndarray, rois: list[tuple[int, int, int, int]]) -> np.ndarray:
         """Faces in the regions `rois` of `rgb` (one batch), merged, in frame pixels."""
+        boxed = [letterbox(self.cv2, rgb[y0:y1, x0:x1], SIDE) for x0, y0, x1, y1 in rois]
+        return self._run(boxed, rois, rgb.shape[:2])
+
+    def _run(
+        self, boxed: list[tuple[np.ndarray, float, np.ndarray]], rois: list[tuple[int, int, int, int]], shape: tuple
+    ) -> np.ndarray:
+        """The model on letterboxed regions `boxed` of `rois`; merged detections in frame pixels."""
         if not rois:
             return np.zeros((0, 9), np.float32)
-        boxed = [letterbox(self.cv2, rgb[y0:y1, x0:x1], SIDE) for x0, y0, x1, y1 in rois]
         regressors, logits = self.session.run(None, {"image": np.stack([b[0] for b in boxed])})
         found = []
         for (_, scale, offset), (x0, y0, _, _), reg, logit in zip(boxed, rois, regressors, logits, strict=True):
@@ -147,7 +155,7 @@ class BlazeFaceDetector:
             found.append(np.concatenate([xy[:, :2].reshape(-1, 4), rows[:, 4:5], xy[:, 2:].reshape(-1, 4)], 1))
         merged = weighted_nms(np.concatenate(found).astype(np.float32), self.overlap)
         side = np.maximum(merged[:, 2] - merged[:, 0], merged[:, 3] - merged[:, 1])
-        h, w = rgb.shape[:2]
+        h, w = shape[:2]
         return merged[side >= self.min_face * min(h, w)]
 
 
@@ -165,13 +173,16 @@ def tiles(width: int, height: int, min_face: float) -> list[tuple[int, int, int,
     return [(int(x), int(y), int(x) + side, int(y) + side) for y in ys for x in xs]
 
 
-def letterbox(cv2: object, rgb: np.ndarray, side: int) -> tuple[np.ndarray, float, np.ndarray]:
-    """`rgb` scaled to fit a `side` square and centred on black: (image, scale, (x, y) offset)."""
-    h, w = rgb.shape[:2]
+def letterbox(cv2: object, image: Picture | np.ndarray, side: int) -> tuple[np.ndarray, float, np.ndarray]:
+    """`image` scaled to fit a `side` square and centred on black: (image, scale, (x, y) offset)."""
+    h, w = image.shape[:2]
     scale = side / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR  # type: ignore[attr-defined]
-    small = cv2.resize(np.ascontiguousarray(rgb), (nw, nh), interpolation=interpolation)  # type: ignore[attr-defined]
+    if isinstance(image, Picture):
+        small = image.resized_rgb(nw, nh)
+    else:
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR  # type: ignore[attr-defined]
+        small = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=interpolation)  # type: ignore[attr-defined]
     out = np.zeros((side, side, 3), np.uint8)
     ox, oy = (side - nw) // 2, (side - nh) // 2
     out[oy : oy + nh, ox : ox + nw] = small

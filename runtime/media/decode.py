@@ -1,5 +1,5 @@
-"""Decode one media file with PyAV, in one pass: audio to mono float32 at 16 kHz, video to RGB frames
-with their timestamps.
+"""Decode one media file with PyAV, in one pass: audio to mono float32 at 16 kHz, video to pictures
+(RGB or grey on demand, `picture.py`) with their timestamps.
 
 Whatever FFmpeg reads works (mp4, mov, mkv, avi, flv, wav, flac, ...). Frames come back upright: a
 phone stores portrait video sideways with a rotation for the player (a display matrix, or in older
@@ -18,6 +18,8 @@ import numpy as np
 
 from auxformer.common.optional import require
 
+from .picture import Picture
+
 
 class MediaError(Exception):
     """A file that yields no features; str(err) says why, in words for a per-clip report."""
@@ -27,7 +29,7 @@ class MediaError(Exception):
 class DecodedMedia:
     audio: np.ndarray | None  # float32 [N] mono at audio_rate; None: the file has no audio stream
     audio_rate: int
-    frames: list[np.ndarray]  # RGB uint8 [H, W, 3], upright, longer side <= max_side
+    frames: list[Picture]  # upright, longer side <= max_side; RGB or grey on demand
     frame_times: np.ndarray  # float64 [T] seconds from the container's start
     has_video_stream: bool
     audio_start: float = 0.0  # seconds from the container's start to the first audio sample
@@ -102,7 +104,7 @@ class _Decoder:
         self.chunks: list[np.ndarray] = []
         self.samples = 0
         self.audio_start: float | None = None
-        self.frames: list[np.ndarray] = []
+        self.frames: list[Picture] = []
         self.times: list[float] = []
         self.done: set[str] = set()
         self.notes: list[str] = []
@@ -162,7 +164,7 @@ class _Decoder:
                 self.audio_start = max(t, 0.0)
             self._keep_audio(self.resampler.resample(frame))
         else:
-            self.frames.append(self._rgb(frame))
+            self.frames.append(Picture.of_frame(frame, self.max_side, upright_turns(frame, self.tag_turns)))
             self.times.append(t)
 
     def _keep_audio(self, frames: list[Any]) -> None:
@@ -170,9 +172,6 @@ class _Decoder:
             samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
             self.chunks.append(samples)
             self.samples += len(samples)
-
-    def _rgb(self, frame: Any) -> np.ndarray:
-        return upright_rgb(frame, self.max_side, self.tag_turns)
 
     def _position(self) -> float:
         audio = self.samples / self.rate + (self.audio_start or 0.0)
@@ -194,15 +193,7 @@ def upright_turns(frame: Any, tag_turns: int) -> int:
 
 def upright_rgb(frame: Any, max_side: int, tag_turns: int = 0) -> np.ndarray:
     """A decoded video frame as RGB uint8, its longer side at most `max_side`, turned upright."""
-    scale = min(1.0, max_side / max(frame.width, frame.height))
-    if scale < 1.0:
-        # even sizes keep swscale on its fast path
-        width, height = 2 * round(frame.width * scale / 2), 2 * round(frame.height * scale / 2)
-        rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
-    else:
-        rgb = frame.to_ndarray(format="rgb24")
-    turns = upright_turns(frame, tag_turns)
-    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+    return Picture.of_frame(frame, max_side, upright_turns(frame, tag_turns)).rgb()
 
 
 def rotate_tag_turns(stream: Any) -> int:

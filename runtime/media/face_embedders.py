@@ -23,13 +23,14 @@ from auxformer.common.optional import require
 
 from .align import align_face, crop_square
 from .faces import FaceTrack
+from .picture import Frames, as_grey, as_luma, as_rgb
 
 
 class Embedder(Protocol):
     name: str
     dim: int
 
-    def __call__(self, frames: list[np.ndarray], track: FaceTrack) -> np.ndarray:
+    def __call__(self, frames: Frames, track: FaceTrack) -> np.ndarray:
         """float32 [T, dim]; zero rows where `track.valid` is false."""
         ...
 
@@ -38,15 +39,13 @@ class PixelEmbedder:
     name = "pixels"
 
     def __init__(self, size: int = 64, margin: float = 0.2):
-        self.cv2 = require("cv2")
         self.size, self.margin = size, margin
         self.dim = size * size
 
-    def __call__(self, frames: list[np.ndarray], track: FaceTrack) -> np.ndarray:
+    def __call__(self, frames: Frames, track: FaceTrack) -> np.ndarray:
         out = np.zeros((len(frames), self.dim), np.float32)
         for t in np.flatnonzero(track.valid):
-            grey = self.cv2.cvtColor(frames[t], self.cv2.COLOR_RGB2GRAY)
-            crop = crop_square(grey, track.boxes[t], self.margin, self.size).astype(np.float32).ravel()
+            crop = crop_square(as_grey(frames[t]), track.boxes[t], self.margin, self.size).astype(np.float32).ravel()
             out[t] = (crop - crop.mean()) / (crop.std() + 1e-3)
         return out
 
@@ -68,12 +67,13 @@ class VggFaceEmbedder:
         self.margin = margin
         self.dim = self.model.dim
 
-    def __call__(self, frames: list[np.ndarray], track: FaceTrack) -> np.ndarray:
+    def __call__(self, frames: Frames, track: FaceTrack) -> np.ndarray:
         out = np.zeros((len(frames), self.dim), np.float32)
         valid = np.flatnonzero(track.valid)
         for start in range(0, len(valid), self.model.batch):
             idx = valid[start : start + self.model.batch]
-            crops = np.stack([crop_square(frames[t], track.boxes[t], self.margin, self.model.size) for t in idx])
+            size = self.model.size
+            crops = np.stack([crop_square(as_rgb(frames[t]), track.boxes[t], self.margin, size) for t in idx])
             out[idx] = self.model.embed(crops)
         return out
 
@@ -89,17 +89,19 @@ class ExpressionEmbedder:
         self.margin, self.logits = margin, logits
         self.dim = EMBEDDING_DIM + (len(LABELS) if logits else 0)
 
-    def crops(self, frames: list[np.ndarray], track: FaceTrack, idx: np.ndarray) -> np.ndarray:
+    def crops(self, frames: Frames, track: FaceTrack, idx: np.ndarray) -> np.ndarray:
         """uint8 grey aligned crops [len(idx), 64, 64] of the frames `idx`."""
         size, eyes = self.model.size, track.eyes
         out = np.empty((len(idx), size, size), np.uint8)
         for i, t in enumerate(idx):
-            # cut first, grey after: the colour conversion then runs on 64x64 pixels, not the frame
-            crop = align_face(frames[t], track.boxes[t], None if eyes is None else eyes[t], size, self.margin)
-            out[i] = self.cv2.cvtColor(crop, self.cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
+            # grey first: a decoded Picture's grey is its luma plane, uncopied, brought to full range
+            # on the crop's pixels only; the alignment's area shrink then runs on one channel, not three
+            grey, table = as_luma(frames[t])
+            crop = align_face(grey, track.boxes[t], None if eyes is None else eyes[t], size, self.margin)
+            out[i] = crop if table is None else self.cv2.LUT(crop, table)
         return out
 
-    def __call__(self, frames: list[np.ndarray], track: FaceTrack) -> np.ndarray:
+    def __call__(self, frames: Frames, track: FaceTrack) -> np.ndarray:
         out = np.zeros((len(frames), self.dim), np.float32)
         valid = np.flatnonzero(track.valid)
         crops = self.crops(frames, track, valid)

@@ -27,6 +27,7 @@ import numpy as np
 from auxformer.common.optional import require
 
 from .blazeface import BlazeFaceDetector, weights_sha256
+from .picture import Frames, Picture, as_rgb
 
 DETECTORS = ("blazeface", "haar", "ssd")
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
@@ -40,8 +41,8 @@ SSD_HELP = (
 class Detector(Protocol):
     name: str
 
-    def detect(self, rgb: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
-        """Faces in one RGB frame as float [N, 5]: x0, y0, x1, y1, score; a detector with landmarks
+    def detect(self, image: Picture | np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
+        """Faces in one frame (a Picture, or RGB) as float [N, 5]: x0, y0, x1, y1, score; a detector with landmarks
         returns [N, 9], the two eyes' (x, y) after the score (FaceTrack.eyes). `near` is the face's box
         on an earlier frame, a hint a detector may use to search less."""
         ...
@@ -74,7 +75,8 @@ class HaarDetector:
         self.min_face, self.detect_side, self.track_side = min_face, detect_side, track_side
         self.min_neighbors, self.scale_factor = min_neighbors, scale_factor
 
-    def detect(self, rgb: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
+    def detect(self, image: Picture | np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
+        rgb = as_rgb(image)
         if near is not None:
             found = self._search_near(rgb, near)
             if len(found):
@@ -128,8 +130,8 @@ class SsdDetector:
         self.net = self.cv2.dnn.readNetFromCaffe(str(prototxt), str(model))
         self.confidence = confidence
 
-    def detect(self, rgb: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
-        cv2 = self.cv2
+    def detect(self, image: Picture | np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
+        cv2, rgb = self.cv2, as_rgb(image)
         h, w = rgb.shape[:2]
         bgr = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), (300, 300))
         self.net.setInput(cv2.dnn.blobFromImage(bgr, 1.0, (300, 300), (104.0, 177.0, 123.0)))
@@ -205,7 +207,7 @@ def pick_face(found: np.ndarray, previous: np.ndarray | None) -> np.ndarray | No
     return np.delete(found[pick], 4)
 
 
-def track_faces(frames: list[np.ndarray], detector: Detector, every: int = 3) -> FaceTrack:
+def track_faces(frames: Frames, detector: Detector, every: int = 3) -> FaceTrack:
     n = len(frames)
     if n == 0:
         return FaceTrack(np.zeros((0, 4), np.float32), np.zeros(0, bool), np.zeros(0, int))
