@@ -88,9 +88,10 @@ def test_running_audio_matches_whole_file_descriptors(recording):
     media = decode(path)
     extractor = FeatureExtractor(FeatureSettings())
     whole = extractor.audio.rows(media.audio, media.audio_rate)
-    every = VoiceActivity(VadSettings("none"), extractor.audio.names)
+    fps = extractor.settings.audio_fps
+    every = VoiceActivity(VadSettings("none"), extractor.audio.names, fps)
     s = StreamSettings()
-    running = RunningAudio(extractor.audio, every, media.audio_rate, 1.0, s.audio_left, s.audio_right)
+    running = RunningAudio(extractor.audio, every, media.audio_rate, fps, 1.0, s.audio_left, s.audio_right)
     jobs = [j for k in range(0, len(media.audio), 1024) for j in running.push(0.0, media.audio[k : k + 1024])]
     rows = [running.compute(job).values for job in [*jobs, *running.finish()]]
     streamed = np.concatenate(rows)
