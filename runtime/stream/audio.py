@@ -61,14 +61,17 @@ class RunningAudio:
         self.samples = 0  # samples received
         self.done = 0  # rows handed out as jobs
 
-    def push(self, start: float, samples: np.ndarray) -> list[AudioJob]:
-        """Take new samples; returns the block to compute when enough has arrived (see `compute`)."""
+    def push(self, start: float, samples: np.ndarray, need: float | None = None) -> list[AudioJob]:
+        """Take new samples; returns the block to compute (see `compute`) when `min_block` rows have their
+        right context, or as soon as the rows before source time `need` have it (a live window's end:
+        one block per window, not one per `min_block`, since each block pays for its left context)."""
         if self.start is None:
             self.start = start
         self.signal = np.concatenate([self.signal, samples]) if len(self.signal) else samples
         self.samples += len(samples)
         ready = int((self.samples - self.right * self.hop) // self.hop)  # rows whose right context has arrived
-        if ready - self.done < self.min_block:
+        needed = need is not None and self.done < (need - self.start) * self.fps <= ready
+        if ready - self.done < self.min_block and not needed:
             return []
         return [self._job(ready, final=False)]
 
