@@ -198,7 +198,7 @@ def main() -> None:
         else:
             child_live(rest[0], rest[1], float(rest[2]))
         return
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)  # a log file gets the whole table
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t = time.perf_counter()
