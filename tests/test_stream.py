@@ -64,6 +64,13 @@ def test_windows_tile_a_file_and_overlap_by_the_hop(session, recording):
     assert all(set(s.heads) == {"av", "audio", "video"} for s in segments)
 
 
+def test_the_default_hop_is_two_thirds_of_the_window(session, recording):
+    path, _ = recording
+    stream = session.stream(path, window=3.0)
+    starts = [s.start for s in stream]
+    assert stream.hop == 2.0 and starts == [2.0 * k for k in range(len(starts))] and len(starts) >= 5
+
+
 # openSMILE's cDeltaRegression with `onlyInSegments` (ComParE's deltas of the pitch and voice-quality
 # descriptors) divides by a normaliser it never resets: a member `norm` that grows by i*i for every valid
 # regression pair since the run began. These six deltas therefore shrink roughly as 1 / (voiced frames since
