@@ -97,7 +97,8 @@ def main() -> None:
             x = (x / max(1.0, float(np.abs(x).max()) * 1.05)).astype(np.float32)
             rows = compare.rows(x, RATE)
             m = min(len(rows), len(truth))
-            preds = {name: VoiceActivity(s, compare.names)(x, rows)[:m] for name, s in detectors.items()}
+            fps = 1 / compare.step_seconds
+            preds = {name: VoiceActivity(s, compare.names, fps)(x, rows)[:m] for name, s in detectors.items()}
             for mode in (2, 3):
                 found = webrtc(x, mode, m)
                 if found is not None:

@@ -94,7 +94,10 @@ def infer(
         float | None,
         typer.Option(min=0.1, help="--timeline: window length, seconds (default: the model's typical training clip)"),
     ] = STREAM.window,
-    hop: Annotated[float, typer.Option(min=0.05, help="--timeline: seconds between window starts")] = STREAM.hop,
+    hop: Annotated[
+        float | None,
+        typer.Option(min=0.05, help="--timeline: seconds between window starts (default: two thirds of the window)"),
+    ] = STREAM.hop,
     overlay: Annotated[
         Path | None, typer.Option(help="--timeline on a file: also write this video, with the emotion drawn on it")
     ] = None,

@@ -64,6 +64,13 @@ def test_windows_tile_a_file_and_overlap_by_the_hop(session, recording):
     assert all(set(s.heads) == {"av", "audio", "video"} for s in segments)
 
 
+def test_the_default_hop_is_two_thirds_of_the_window(session, recording):
+    path, _ = recording
+    stream = session.stream(path, window=3.0)
+    starts = [s.start for s in stream]
+    assert stream.hop == 2.0 and starts == [2.0 * k for k in range(len(starts))] and len(starts) >= 5
+
+
 # openSMILE's cDeltaRegression with `onlyInSegments` (ComParE's deltas of the pitch and voice-quality
 # descriptors) divides by a normaliser it never resets: a member `norm` that grows by i*i for every valid
 # regression pair since the run began. These six deltas therefore shrink roughly as 1 / (voiced frames since
@@ -88,9 +95,10 @@ def test_running_audio_matches_whole_file_descriptors(recording):
     media = decode(path)
     extractor = FeatureExtractor(FeatureSettings())
     whole = extractor.audio.rows(media.audio, media.audio_rate)
-    every = VoiceActivity(VadSettings("none"), extractor.audio.names)
+    fps = extractor.settings.audio_fps
+    every = VoiceActivity(VadSettings("none"), extractor.audio.names, fps)
     s = StreamSettings()
-    running = RunningAudio(extractor.audio, every, media.audio_rate, 1.0, s.audio_left, s.audio_right)
+    running = RunningAudio(extractor.audio, every, media.audio_rate, fps, 1.0, s.audio_left, s.audio_right)
     jobs = [j for k in range(0, len(media.audio), 1024) for j in running.push(0.0, media.audio[k : k + 1024])]
     rows = [running.compute(job).values for job in [*jobs, *running.finish()]]
     streamed = np.concatenate(rows)
@@ -112,6 +120,35 @@ def test_running_audio_matches_whole_file_descriptors(recording):
     )
     assert per_row.max() < 1e-4
     assert ratio.min() > 0.999 and ratio.max() < 1 + len(media.audio) / media.audio_rate / s.audio_left
+
+
+def test_a_model_on_16_ms_audio_frames_streams_rows_at_its_own_rate(recording, tmp_path):
+    """A model whose front end steps openSMILE by 16 ms (62.5 rows/s, the paper's) gets windows of 62.5
+    rows a second, each the whole-file rows at its own times (the stream once sliced at 100 rows/s)."""
+    from .runtime_support import with_manifest
+
+    path, _ = recording
+    settings = FeatureSettings(video_embedder="pixels", pixels_size=4, audio_step_ms=16)  # media_model's, at 16 ms
+    model = with_manifest(
+        media_model(scratch_dir()), tmp_path / "model16.onnx", features={"settings": settings.to_dict()}
+    )
+    whole = FeatureExtractor(settings).audio.rows(decode(path).audio, settings.audio_rate)
+    local = ~np.isin(FeatureExtractor(settings).audio.names, RUNNING_NORM_DELTAS)
+    seen = []
+    with Session.load(model) as session:
+        predict = session.predict
+        session.predict = lambda clips, **kw: predict(seen.extend(clips) or clips, **kw)  # type: ignore[method-assign]
+        segments = list(session.stream(path, window=3.0, hop=1.0, vad=VadSettings("none")))
+    assert len(seen) == len(segments) and all(s.ok for s in segments)
+    for clip in seen[:-2]:  # the last windows are cut short by the file's end
+        start = clip.info["start"]
+        first = round(start * settings.audio_fps)
+        assert len(clip.audio) == pytest.approx(3.0 * 62.5, abs=1)
+        expected = whole[first : first + len(clip.audio)]
+        finite = np.isfinite(expected).all(axis=1)
+        scale = np.abs(whole[np.isfinite(whole).all(axis=1)][:, local]).mean(axis=0) + 1e-6
+        diff = np.abs(clip.audio[finite][:, local] - expected[finite][:, local]) / scale
+        assert diff.mean(axis=1).max() < 1e-3, f"the window at {start} s is not the file's rows at {start} s"
 
 
 def _noise_then_voice(path: Path) -> Path:

@@ -8,7 +8,8 @@ precision), except six deltas no finite context reproduces: openSMILE divides th
 and voice-quality descriptors (F0, voicing, jitter, shimmer, HNR) by a normaliser that grows from the
 start of its run and is never reset, so in one pass over a long file they shrink towards zero; here
 they are scaled as for a run of `left` seconds plus the block. Row k is the analysis frame starting
-at sample k * rate / AUDIO_FPS of the signal.
+at sample k * rate / fps of the signal, `fps` the front end's rows per second
+(`FeatureSettings.audio_fps`: 100 with its default 10-ms step, 62.5 with the paper's 16 ms).
 The voice activity detector marks, per row, whether it holds speech; the mask a window gets is
 `finite and speech`.
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..contracts import AUDIO_DIM, AUDIO_FPS
+from ..contracts import AUDIO_DIM
 from ..media.audio_features import ComParE
 from .vad import VoiceActivity
 
@@ -45,28 +46,32 @@ class RunningAudio:
         compare: ComParE,
         vad: VoiceActivity,
         rate: int,
+        fps: float,
         min_block: float,
         left: float,
         right: float,
     ):
-        self.compare, self.vad, self.rate = compare, vad, rate
-        self.hop = rate / AUDIO_FPS  # samples per row
-        self.min_block = max(1, round(min_block * AUDIO_FPS))
-        self.left, self.right = round(left * AUDIO_FPS), round(right * AUDIO_FPS)
+        self.compare, self.vad, self.rate, self.fps = compare, vad, rate, fps
+        self.hop = rate / fps  # samples per row
+        self.min_block = max(1, round(min_block * fps))
+        self.left, self.right = round(left * fps), round(right * fps)
         self.start: float | None = None  # time of the signal's first sample (seconds from the source's start)
         self.signal = np.zeros(0, np.float32)
         self.signal_first = 0  # sample index of self.signal[0]
         self.samples = 0  # samples received
         self.done = 0  # rows handed out as jobs
 
-    def push(self, start: float, samples: np.ndarray) -> list[AudioJob]:
-        """Take new samples; returns the block to compute when enough has arrived (see `compute`)."""
+    def push(self, start: float, samples: np.ndarray, need: float | None = None) -> list[AudioJob]:
+        """Take new samples; returns the block to compute (see `compute`) when `min_block` rows have their
+        right context, or as soon as the rows before source time `need` have it (a live window's end:
+        one block per window, not one per `min_block`, since each block pays for its left context)."""
         if self.start is None:
             self.start = start
         self.signal = np.concatenate([self.signal, samples]) if len(self.signal) else samples
         self.samples += len(samples)
         ready = int((self.samples - self.right * self.hop) // self.hop)  # rows whose right context has arrived
-        if ready - self.done < self.min_block:
+        needed = need is not None and self.done < (need - self.start) * self.fps <= ready
+        if ready - self.done < self.min_block and not needed:
             return []
         return [self._job(ready, final=False)]
 

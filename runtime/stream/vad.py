@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..contracts import AUDIO_FPS
-
 DETECTORS = ("voicing", "energy", "none")
 VOICING, ENERGY = "voicingFinalUnclipped_sma", "pcm_RMSenergy_sma"
 
@@ -36,11 +34,12 @@ class VadSettings:
 
 
 class VoiceActivity:
-    def __init__(self, settings: VadSettings, names: list[str]):
+    def __init__(self, settings: VadSettings, names: list[str], fps: float):
+        """`fps`: descriptor rows per second (`FeatureSettings.audio_fps`)."""
         self.settings = settings
         self.voicing = names.index(VOICING)
         self.energy = names.index(ENERGY)
-        self.widen = round(settings.hangover * AUDIO_FPS)
+        self.widen = round(settings.hangover * fps)
 
     def __call__(self, signal: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """bool [len(rows)]: which rows hold speech."""

@@ -1,8 +1,9 @@
 """Face embeddings over the running video, once per frame, a block of frames at a time.
 
 Frames wait in a block until it is full (`block` frames) or a window needs them (`flush_before`);
-a block is tracked (the front end's `track_faces`: the detector on every k-th frame and on the
-block's last) and embedded, then its pixels are dropped. Only a block's frames are ever held.
+the block becomes a job, tracked (the front end's `track_faces`: the detector on every k-th frame and
+on the block's last) and embedded by `compute` (in the stream's video thread), then its pixels are
+dropped. Only the block being filled and the jobs in flight hold frames.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from typing import Any
 import numpy as np
 
 from ..media.faces import track_faces
+
+
+@dataclass
+class VideoJob:
+    times: list[float]
+    frames: list[np.ndarray]
 
 
 @dataclass
@@ -29,28 +36,33 @@ class RunningVideo:
         self.times: list[float] = []
         self.seen_until: float | None = None  # time of the newest frame received
 
-    def push(self, time: float, rgb: np.ndarray) -> list[VideoRows]:
+    def push(self, time: float, rgb: np.ndarray) -> list[VideoJob]:
+        """Take a frame; returns the block to compute when it is full."""
         self.frames.append(rgb)
         self.times.append(time)
         self.seen_until = time if self.seen_until is None else max(self.seen_until, time)
-        return [self._embed(len(self.frames))] if len(self.frames) >= self.block else []
+        return [self._job(len(self.frames))] if len(self.frames) >= self.block else []
 
-    def done_before(self, t: float) -> bool:
-        """Every frame before `t` is final: a frame at or after it has arrived, and none before it waits."""
-        if self.seen_until is None or self.seen_until < t:
-            return False
-        return not self.times or self.times[0] >= t
+    def first_waiting(self) -> float | None:
+        """Time of the oldest frame not yet handed out as a job."""
+        return self.times[0] if self.times else None
 
-    def flush_before(self, t: float) -> list[VideoRows]:
+    def flush_before(self, t: float) -> list[VideoJob]:
         n = sum(1 for x in self.times if x < t)
-        return [self._embed(n)] if n else []
+        return [self._job(n)] if n else []
 
-    def finish(self) -> list[VideoRows]:
-        return [self._embed(len(self.frames))] if self.frames else []
+    def finish(self) -> list[VideoJob]:
+        return [self._job(len(self.frames))] if self.frames else []
 
-    def _embed(self, n: int) -> VideoRows:
-        frames, times = self.frames[:n], self.times[:n]
+    def _job(self, n: int) -> VideoJob:
+        job = VideoJob(self.times[:n], self.frames[:n])
         del self.frames[:n], self.times[:n]
-        track = track_faces(frames, self.detector, self.every)
-        values = np.asarray(self.embedder(frames, track), np.float32)
-        return VideoRows(np.asarray(times, np.float64), values, np.asarray(track.valid, bool))
+        return job
+
+    def compute(self, job: VideoJob) -> VideoRows:
+        """The block's rows. Jobs may run in another thread (one at a time: the detector's tracker state
+        and the embedder are not shared), while this object takes new frames."""
+        track = track_faces(job.frames, self.detector, self.every)
+        values = np.asarray(self.embedder(job.frames, track), np.float32)
+        job.frames = []  # the pixels are done with
+        return VideoRows(np.asarray(job.times, np.float64), values, np.asarray(track.valid, bool))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..contracts import AUDIO_DIM, AUDIO_FPS, ClipFeatures
+from ..contracts import AUDIO_DIM, ClipFeatures
 from .audio import AudioRows
 from .source import Fault
 from .video import VideoRows
@@ -60,8 +60,8 @@ class WindowGrid:
 class FeatureBuffer:
     """The running audio rows (indexed from the audio's first sample) and video rows (timed)."""
 
-    def __init__(self, video_dim: int):
-        self.video_dim = video_dim
+    def __init__(self, video_dim: int, audio_fps: float):
+        self.video_dim, self.audio_fps = video_dim, audio_fps
         self.audio_start: float | None = None
         self.audio_first = 0  # row index of audio[0]
         self.audio = np.zeros((0, AUDIO_DIM), np.float32)
@@ -84,7 +84,7 @@ class FeatureBuffer:
 
     def _audio_index(self, t: float) -> int:
         assert self.audio_start is not None
-        return max(0, round((t - self.audio_start) * AUDIO_FPS) - self.audio_first)
+        return max(0, round((t - self.audio_start) * self.audio_fps) - self.audio_first)
 
     def cut(self, window: Window) -> ClipFeatures:
         if self.audio_start is not None:
