@@ -191,11 +191,6 @@ def upright_turns(frame: Any, tag_turns: int) -> int:
     return round(rotation / 90) % 4 if rotation else tag_turns
 
 
-def upright_rgb(frame: Any, max_side: int, tag_turns: int = 0) -> np.ndarray:
-    """A decoded video frame as RGB uint8, its longer side at most `max_side`, turned upright."""
-    return Picture.of_frame(frame, max_side, upright_turns(frame, tag_turns)).rgb()
-
-
 def rotate_tag_turns(stream: Any) -> int:
     """Quarter turns counterclockwise that a legacy `rotate` tag asks for (the tag counts degrees
     clockwise, as the ffmpeg tool wrote it before display matrices); 0 when absent or unreadable."""

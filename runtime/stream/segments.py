@@ -204,7 +204,7 @@ class _Pipeline:
                     self._submit_audio(self.audio.push(event.start, event.samples, need))
                 elif isinstance(event, VideoFrame):
                     self.position = max(self.position, event.time)
-                    self._submit_video(self.video.push(event.time, event.rgb))
+                    self._submit_video(self.video.push(event.time, event.picture))
                     if self.live:
                         self._submit_video(self.video.flush_before(self.grid.upcoming().end))
                 elif isinstance(event, Fault):

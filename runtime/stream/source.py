@@ -29,7 +29,8 @@ import numpy as np
 
 from auxformer.common.optional import require
 
-from ..media.decode import rotate_tag_turns, short_error, upright_rgb, video_stream
+from ..media.decode import rotate_tag_turns, short_error, upright_turns, video_stream
+from ..media.picture import Picture
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp", "pipe")
 GAP_S = 0.1  # an audio timestamp this far past the samples so far is a gap: filled with silence, and a fault
@@ -54,7 +55,7 @@ class AudioChunk:
 @dataclass
 class VideoFrame:
     time: float
-    rgb: np.ndarray
+    picture: Picture  # upright; RGB or grey on demand
 
 
 @dataclass
@@ -252,7 +253,7 @@ class _StreamReader:
                     why = f"no video from {self.last_video:.2f} to {t:.2f} s (lost or corrupt data)"
                     out.append(Fault(self.last_video, t, why))
                 self.last_video, self.seen_video = t, True
-                out.append(VideoFrame(t, upright_rgb(frame, self.max_side, self.tag_turns)))
+                out.append(VideoFrame(t, Picture.of_frame(frame, self.max_side, upright_turns(frame, self.tag_turns))))
         return out
 
     def _audio(self, frame: Any) -> list[Event]:

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from ..media.faces import track_faces
+from ..media.picture import Picture
 
 
 @dataclass
 class VideoJob:
     times: list[float]
-    frames: list[np.ndarray]
+    frames: list[Picture]
 
 
 @dataclass
@@ -32,13 +33,13 @@ class VideoRows:
 class RunningVideo:
     def __init__(self, detector: Any, embedder: Any, every: int, block: int):
         self.detector, self.embedder, self.every, self.block = detector, embedder, every, max(1, block)
-        self.frames: list[np.ndarray] = []
+        self.frames: list[Picture] = []
         self.times: list[float] = []
         self.seen_until: float | None = None  # time of the newest frame received
 
-    def push(self, time: float, rgb: np.ndarray) -> list[VideoJob]:
+    def push(self, time: float, picture: Picture) -> list[VideoJob]:
         """Take a frame; returns the block to compute when it is full."""
-        self.frames.append(rgb)
+        self.frames.append(picture)
         self.times.append(time)
         self.seen_until = time if self.seen_until is None else max(self.seen_until, time)
         return [self._job(len(self.frames))] if len(self.frames) >= self.block else []
