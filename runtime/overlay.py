@@ -35,6 +35,7 @@ from auxformer.common import atomic
 from auxformer.common.optional import require
 
 from .media.decode import MediaError, rotate_tag_turns, upright_turns, video_stream
+from .media.picture import Picture
 from .segment import Segment
 from .timeline_style import NO_PREDICTION, label_colors, labels_of
 
@@ -228,14 +229,13 @@ class _Overlay:
         self.out.mux(self.vout.encode(out))
 
     def _upright(self, frame: Any) -> np.ndarray:
-        width, height = frame.width, frame.height
-        side = self.settings.max_side
-        if side and max(width, height) > side:
-            scale = side / max(width, height)
-            width, height = round(width * scale), round(height * scale)
-        rgb = frame.to_ndarray(format="rgb24", width=width - width % 2, height=height - height % 2)
-        turns = upright_turns(frame, self.tag_turns)
-        return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+        """The frame upright as RGB, no larger than `max_side`, in even sizes (H.264's 4:2:0 needs them)."""
+        side = self.settings.max_side or max(frame.width, frame.height)
+        picture = Picture.of_frame(frame, side, upright_turns(frame, self.tag_turns))
+        height, width = picture.shape[:2]
+        if width % 2 or height % 2:
+            return picture.resized_rgb(width - width % 2, height - height % 2)
+        return picture.rgb()
 
     def _open_video(self, first: np.ndarray) -> None:
         height, width = first.shape[:2]

@@ -302,3 +302,19 @@ def test_segment_lookup_takes_the_covering_window_with_the_nearest_centre():
     for frame in range(20, 300, 10):  # 25-fps frames at 0.8, 1.2, ... s: halfway between centres 0.6, 1.0, ...
         t = frame * 0.04
         assert grid.segments[grid.at(t)].start == pytest.approx(t + 0.2 - 0.6), t
+
+
+def test_overlay_of_odd_sized_video_is_cut_to_even_sizes(tmp_path):
+    """H.264 in 4:2:0 needs even sizes: a 97x65 source (FFV1 allows odd ones) comes out 96x64."""
+    source = tmp_path / "odd.mkv"
+    with av.open(str(source), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 97, 65, "yuv420p"
+        for i in range(10):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((65, 97, 3), 20 * i, np.uint8), format="rgb24")))
+        out.mux(stream.encode(None))
+    result = write_overlay(source, [], tmp_path / "odd_out.mp4")
+    assert result.frames == 10
+    with av.open(str(result.path)) as container:
+        frame = next(container.decode(video=0))
+    assert (frame.width, frame.height) == (96, 64)
