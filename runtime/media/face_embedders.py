@@ -69,10 +69,9 @@ class VggFaceEmbedder:
 
     def __call__(self, frames: Frames, track: FaceTrack) -> np.ndarray:
         out = np.zeros((len(frames), self.dim), np.float32)
-        valid = np.flatnonzero(track.valid)
+        valid, size = np.flatnonzero(track.valid), self.model.size
         for start in range(0, len(valid), self.model.batch):
             idx = valid[start : start + self.model.batch]
-            size = self.model.size
             crops = np.stack([crop_square(as_rgb(frames[t]), track.boxes[t], self.margin, size) for t in idx])
             out[idx] = self.model.embed(crops)
         return out

@@ -90,7 +90,7 @@ class Picture:
         to its 64x64 pixels instead of the whole frame."""
         frame = self._frame
         if frame is None or frame.format.name not in LUMA_FORMATS:
-            return require("cv2").cvtColor(self.rgb(), require("cv2").COLOR_RGB2GRAY), None
+            return _grey_of_rgb(self.rgb()), None
         plane = frame.planes[0]
         luma = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
         full = frame.format.name.startswith("yuvj") or frame.color_range == JPEG_RANGE
@@ -119,6 +119,11 @@ def _converted(
     return out.to_ndarray()
 
 
+def _grey_of_rgb(rgb: np.ndarray) -> np.ndarray:
+    cv2 = require("cv2")
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
 def _turned(image: np.ndarray, turns: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns % 4 else image
 
@@ -131,7 +136,7 @@ def as_grey(frame: Picture | np.ndarray) -> np.ndarray:
     """Grey uint8 [H, W] of a Picture, an RGB array or a grey array."""
     if isinstance(frame, Picture):
         return frame.grey()
-    return require("cv2").cvtColor(frame, require("cv2").COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+    return _grey_of_rgb(frame) if frame.ndim == 3 else frame
 
 
 def as_luma(frame: Picture | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
